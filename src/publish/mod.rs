@@ -1,0 +1,3 @@
+//! Publishing change events: the Debezium-compatible JSON envelope (Kafka producer comes with the Kafka stage).
+
+pub mod envelope;

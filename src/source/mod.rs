@@ -1,0 +1,183 @@
+//! The MySQL/MariaDB source: preflight checks, consistent snapshot, binlog stream, schema and type decoding.
+
+pub mod binlog;
+pub mod charset;
+pub mod ddl;
+pub mod decode;
+pub mod gtid;
+pub mod offline;
+pub mod preflight;
+pub mod runner;
+pub mod schema;
+pub mod snapshot;
+pub mod stream;
+
+use crate::checkpoint::CheckpointError;
+use crate::config::SourceConfig;
+use crate::event::{BinlogPosition, TableId};
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts, OptsBuilder};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("MySQL error: {0}")]
+    Mysql(#[from] mysql_async::Error),
+    #[error(
+        "binlog position {position} is no longer on the server (purged or from another server): events after it \
+         are lost, so the captured tables need a re-snapshot. Stop binlake, move the checkpoint {checkpoint} away \
+         and start again; raise binlog retention (binlog_expire_logs_seconds / expire_logs_days) so it does not recur"
+    )]
+    PositionPurged {
+        position: BinlogPosition,
+        checkpoint: String,
+    },
+    #[error("cannot decode {table} column {detail}; binlake stops this stream rather than emit a wrong value")]
+    Decode { table: TableId, detail: String },
+    #[error("binlog is not readable at {position}: {detail}")]
+    CorruptBinlog {
+        position: BinlogPosition,
+        detail: String,
+    },
+    #[error("{table} column `{column}` has type `{sql_type}`, which binlake does not support; exclude it with source.exclude_columns")]
+    UnsupportedType {
+        table: TableId,
+        column: String,
+        sql_type: String,
+    },
+    #[error(
+        "schema of {table} in the binlog does not match information_schema and the TABLE_MAP has no column names; \
+         set binlog_row_metadata=FULL so every row carries its own column names"
+    )]
+    SchemaUnknown { table: TableId },
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("preflight failed: {0}")]
+    Preflight(String),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("downstream stage stopped")]
+    DownstreamClosed,
+}
+
+impl SourceError {
+    /// Transient errors are retried with backoff; everything else stops the source with its message.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SourceError::Mysql(e) => mysql_is_transient(e),
+            _ => false,
+        }
+    }
+}
+
+fn mysql_is_transient(e: &mysql_async::Error) -> bool {
+    match e {
+        mysql_async::Error::Io(_) => true,
+        mysql_async::Error::Driver(d) => matches!(
+            d,
+            mysql_async::DriverError::ConnectionClosed | mysql_async::DriverError::PoolDisconnected
+        ),
+        // too many connections, lock wait timeout, deadlock, query interrupted, server shutdown, connection killed
+        mysql_async::Error::Server(s) => matches!(
+            s.code,
+            1040 | 1053 | 1205 | 1213 | 1317 | 1927 | 2006 | 2013
+        ),
+        _ => false,
+    }
+}
+
+/// True when the server refused a binlog dump because the requested file/position is gone.
+pub fn is_purged_error(e: &mysql_async::Error) -> bool {
+    match e {
+        mysql_async::Error::Server(s) => {
+            s.code == 1236
+                && (s.message.contains("Could not find first log file")
+                    || s.message.contains("purged")
+                    || s.message.contains("binary log index"))
+        }
+        _ => false,
+    }
+}
+
+pub fn connection_opts(cfg: &SourceConfig) -> Opts {
+    OptsBuilder::default()
+        .ip_or_hostname(cfg.host.clone())
+        .tcp_port(cfg.port)
+        .user(Some(cfg.user.clone()))
+        .pass(Some(cfg.password.clone()))
+        .prefer_socket(false)
+        .conn_ttl(None)
+        .init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"])
+        .into()
+}
+
+pub async fn connect(cfg: &SourceConfig) -> Result<Conn, SourceError> {
+    Ok(Conn::new(connection_opts(cfg)).await?)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flavor {
+    MariaDb,
+    MySql,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    pub flavor: Flavor,
+    pub version: (u16, u16, u16),
+    pub version_text: String,
+    pub server_id: u32,
+}
+
+impl ServerInfo {
+    pub async fn read(conn: &mut Conn) -> Result<Self, SourceError> {
+        let (version_text, server_id): (String, u32) = conn
+            .query_first("SELECT VERSION(), @@server_id")
+            .await?
+            .unwrap_or_default();
+        let flavor = if version_text.to_ascii_lowercase().contains("mariadb") {
+            Flavor::MariaDb
+        } else {
+            Flavor::MySql
+        };
+        Ok(ServerInfo {
+            flavor,
+            version: conn.server_version(),
+            version_text,
+            server_id,
+        })
+    }
+}
+
+/// The server's current binlog end position, from `SHOW MASTER STATUS` (`SHOW BINARY LOG STATUS` on MySQL ≥ 8.4).
+pub async fn current_position(
+    conn: &mut Conn,
+    info: &ServerInfo,
+) -> Result<Option<BinlogPosition>, SourceError> {
+    let sql = if info.flavor == Flavor::MySql && info.version >= (8, 4, 0) {
+        "SHOW BINARY LOG STATUS"
+    } else {
+        "SHOW MASTER STATUS"
+    };
+    let row: Option<mysql_async::Row> = conn.query_first(sql).await?;
+    Ok(row.map(|r| {
+        let file: String = r.get(0).unwrap_or_default();
+        let pos: u64 = r.get(1).unwrap_or_default();
+        BinlogPosition::new(file, pos)
+    }))
+}
+
+/// Binlog files still on the server.
+pub async fn binlog_files(conn: &mut Conn) -> Result<Vec<String>, SourceError> {
+    let rows: Vec<mysql_async::Row> = conn.query("SHOW BINARY LOGS").await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| r.get::<String, _>(0).unwrap_or_default())
+        .collect())
+}
+
+/// Exponential backoff from 1 s up to `max`.
+pub fn backoff(attempt: u32, max: Duration) -> Duration {
+    let secs = 1u64.checked_shl(attempt.min(16)).unwrap_or(u64::MAX);
+    Duration::from_secs(secs).min(max)
+}

@@ -1,0 +1,104 @@
+//! Source stage entry point: preflight, snapshot if needed, then the binlog stream.
+
+use super::binlog::{BinlogDecoder, DecoderOptions};
+use super::schema::{load_collations, load_tables, CapturedTable};
+use super::snapshot::run_snapshot;
+use super::stream::run_stream;
+use super::{binlog_files, connect, current_position, preflight, Flavor, ServerInfo, SourceError};
+use crate::checkpoint::{Checkpoint, SnapshotProgress};
+use crate::config::{Config, SnapshotMode};
+use crate::event::{BinlogPosition, SourceMessage};
+use mysql_async::prelude::*;
+use tokio::sync::mpsc::Sender;
+use tokio_util::sync::CancellationToken;
+
+/// Runs the source until cancelled (Ok) or a definite error. Transient errors are retried inside.
+pub async fn run_source(
+    config: &Config,
+    start: Option<Checkpoint>,
+    tx: Sender<SourceMessage>,
+    cancel: CancellationToken,
+) -> Result<(), SourceError> {
+    let report = preflight::run(config, start.as_ref()).await;
+    for check in &report.checks {
+        tracing::info!(check = check.name, status = ?check.status, detail = %check.detail, "preflight");
+    }
+    if !report.passed() {
+        let msg = report
+            .failures()
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err(SourceError::Preflight(msg));
+    }
+    let src = &config.source;
+    let filter = config.filter();
+    let mut conn = connect(src).await?;
+    let info = ServerInfo::read(&mut conn).await?;
+    let collations = load_collations(&mut conn).await?;
+    let schemas = load_tables(&mut conn, &filter, &src.keys, None).await?;
+    let tables: Vec<CapturedTable> = schemas
+        .into_values()
+        .map(|s| CapturedTable::new(s, &filter))
+        .collect::<Result<_, _>>()?;
+    let checkpoint_path = config.checkpoint_path().display().to_string();
+
+    let mut checkpoint = match start {
+        Some(cp) => {
+            if !binlog_files(&mut conn).await?.contains(&cp.position.file)
+                && !cp.position.file.is_empty()
+            {
+                return Err(SourceError::PositionPurged {
+                    position: cp.position,
+                    checkpoint: checkpoint_path,
+                });
+            }
+            tracing::info!(position = %cp.position, next_seq = cp.next_seq, "resuming from checkpoint");
+            cp
+        }
+        None => match src.snapshot.mode {
+            SnapshotMode::Initial => Checkpoint {
+                next_seq: 1,
+                position: BinlogPosition::new("", 4),
+                gtid: None,
+                snapshot: Some(SnapshotProgress::default()),
+            },
+            SnapshotMode::Never => {
+                let position = current_position(&mut conn, &info)
+                    .await?
+                    .ok_or_else(|| SourceError::Preflight("binary logging is off".into()))?;
+                let gtid_sql = if info.flavor == Flavor::MariaDb {
+                    "SELECT @@gtid_binlog_pos"
+                } else {
+                    "SELECT @@gtid_executed"
+                };
+                let gtid: Option<String> = conn.query_first(gtid_sql).await?;
+                Checkpoint {
+                    next_seq: 1,
+                    position,
+                    gtid: gtid.filter(|g| !g.is_empty()),
+                    snapshot: None,
+                }
+            }
+        },
+    };
+    drop(conn);
+
+    if checkpoint.snapshot.as_ref().is_some_and(|s| !s.complete) {
+        match run_snapshot(src, &info, &tables, checkpoint, &tx, &cancel).await? {
+            Some(cp) => checkpoint = cp,
+            None => return Ok(()),
+        }
+    }
+
+    let opts = DecoderOptions {
+        filter: filter.clone(),
+        keys: src.keys.clone(),
+        collations,
+        allow_anonymous_columns: false,
+        checkpoint_path: checkpoint_path.clone(),
+    };
+    let mut decoder = BinlogDecoder::new(opts, &checkpoint, info.flavor == Flavor::MariaDb, tables);
+    run_stream(src, &filter, &mut decoder, &tx, &cancel, &checkpoint_path).await
+}

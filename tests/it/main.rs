@@ -1,0 +1,9 @@
+//! Integration tests against the real services from `scripts/services up` (one test binary).
+
+mod common;
+mod ddl;
+mod failures;
+mod fixtures;
+mod restart;
+mod snapshot_stream;
+mod types;
