@@ -71,9 +71,32 @@ pub fn read_row_image<'a>(
             other => from_binlog(col, other)
                 .map_err(|e| DecodeError(format!("column `{}`: {}", col.name, e.0)))?,
         };
+        let value = match value {
+            // The binlog drops the zero padding of BINARY(n); SELECT returns all n bytes.
+            Value::Bytes(mut b) if w.column_type == ColumnType::MYSQL_TYPE_STRING => {
+                b.resize(b.len().max(fixed_string_len(&w.meta)), 0);
+                Value::Bytes(b)
+            }
+            other => other,
+        };
         row.push(value);
     }
     Ok(row)
+}
+
+/// Declared byte length of a CHAR/BINARY column from its TABLE_MAP metadata.
+fn fixed_string_len(meta: &[u8]) -> usize {
+    match meta {
+        [b0, b1, ..] if *b0 != 0 => {
+            let (b0, b1) = (*b0 as usize, *b1 as usize);
+            if b0 & 0x30 != 0x30 {
+                b1 | (((b0 & 0x30) ^ 0x30) << 4)
+            } else {
+                b1
+            }
+        }
+        _ => 0,
+    }
 }
 
 /// Reads the PARTIAL_UPDATE_ROWS shared-image header: which JSON columns carry diffs.
@@ -108,9 +131,11 @@ pub fn from_binlog(col: &ColumnSchema, v: BinlogValue<'_>) -> Result<Value> {
         BinlogValue::Value(MyValue::NULL) => Ok(Value::Null),
         BinlogValue::Value(v) => from_binlog_plain(col, v),
         BinlogValue::Jsonb(j) => {
-            let json = serde_json::Value::try_from(j)
+            // parse() also renders opaque scalars (DECIMAL, DATE/TIME/DATETIME, others as `base64:typeN:…`).
+            let dom = j
+                .parse()
                 .map_err(|e| DecodeError(format!("binary JSON: {e}")))?;
-            Ok(Value::Json(json.to_string()))
+            Ok(Value::Json(serde_json::Value::from(dom).to_string()))
         }
         BinlogValue::JsonDiff(_) => err("JSON diff without a before image"),
     }
@@ -382,8 +407,12 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// Applies MySQL partial JSON updates (binlog_row_value_options=PARTIAL_JSON) to the before image.
 fn apply_partial_json(base: Option<&Value>, diffs: &[JsonDiff<'_>]) -> Result<Value> {
-    let Some(Value::Json(text)) = base else {
-        return err("partial JSON update needs the full before image (binlog_row_image=FULL)");
+    let text = match base {
+        Some(Value::Json(text)) => text,
+        // A MINIMAL before image lacks the document, so the new one is not in this event either.
+        None | Some(Value::Absent) => return Ok(Value::Absent),
+        Some(Value::Null) => return err("partial JSON update of a NULL document"),
+        Some(other) => return err(format!("partial JSON update of a non-JSON value {other:?}")),
     };
     let mut doc: serde_json::Value =
         serde_json::from_str(text).map_err(|e| DecodeError(e.to_string()))?;
@@ -467,7 +496,7 @@ fn apply_one(
     }
     match (op, last, target) {
         (JsonDiffOperation::REMOVE, PathLeg::Key(k), serde_json::Value::Object(m)) => {
-            m.shift_remove(k);
+            m.remove(k);
         }
         (JsonDiffOperation::REMOVE, PathLeg::Index(i), serde_json::Value::Array(a))
             if *i < a.len() =>

@@ -150,13 +150,6 @@ pub fn changes(messages: &[SourceMessage]) -> Vec<&ChangeEvent> {
         .collect()
 }
 
-pub fn count_ops(messages: &[SourceMessage], table: &str, op: Op) -> usize {
-    changes(messages)
-        .iter()
-        .filter(|c| c.schema.table == table && c.op == op)
-        .count()
-}
-
 /// Table state rebuilt from events, keyed by the key values' debug text; rows as column name → value.
 pub type State = BTreeMap<String, BTreeMap<String, Value>>;
 
