@@ -60,6 +60,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     conn.query_drop("DROP DATABASE IF EXISTS binlake_bench")
         .await?;
     conn.query_drop("CREATE DATABASE binlake_bench").await?;
+    conn.query_drop("USE binlake_bench").await?;
     conn.query_drop(
         "CREATE TABLE binlake_bench.quotes (id BIGINT UNSIGNED PRIMARY KEY, symbol VARCHAR(12) NOT NULL, \
          bid DECIMAL(18,6) NOT NULL, ask DECIMAL(18,6) NOT NULL, bid_size INT NOT NULL, ask_size INT NOT NULL, \
