@@ -1,0 +1,177 @@
+//! Transient failures: the server kills binlake's replication connection mid-stream (often inside a
+//! multi-statement transaction); binlake reconnects with backoff and continues with no gap and no duplicate.
+
+use crate::common::*;
+use crate::snapshot_stream::{assert_contiguous, create_quotes, has_row, sentinel};
+use mysql_async::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_replication_connection_reconnects_and_continues_exactly() {
+    let db = TestDb::new("reconnect").await;
+    create_quotes(&db, 100).await;
+    // A user of its own, so only this test's connections are killed.
+    let user = format!("rc{}", rand::random::<u32>());
+    let mut admin_conn = admin().await;
+    for host in ["127.0.0.1", "localhost"] {
+        admin_conn
+            .query_drop(format!("CREATE USER '{user}'@'{host}' IDENTIFIED BY 'pw'"))
+            .await
+            .unwrap();
+        admin_conn
+            .query_drop(format!(
+                "GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO '{user}'@'{host}'"
+            ))
+            .await
+            .unwrap();
+    }
+    let text = db
+        .config_text("")
+        .replace("user = \"binlake\"", &format!("user = \"{user}\""))
+        .replace(
+            &format!(
+                "password = \"{}\"",
+                mysql_async::Opts::from_url(&env("BINLAKE_MYSQL_URL"))
+                    .unwrap()
+                    .pass()
+                    .unwrap_or("")
+            ),
+            "password = \"pw\"",
+        );
+    let config = binlake::config::Config::parse(&text, std::path::Path::new("rc.toml")).unwrap();
+    let (messages, cancel, handle) = start(config, |_| false);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (db.name.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut conn = admin().await;
+            conn.query_drop(format!("USE `{db}`")).await.unwrap();
+            let mut id = 1000u64;
+            while !stop.load(Ordering::Relaxed) {
+                // several rows events per transaction, so kills land mid-transaction too
+                let mut tx = conn.start_transaction(Default::default()).await.unwrap();
+                for _ in 0..20 {
+                    id += 1;
+                    tx.query_drop(format!("INSERT INTO quotes VALUES ({id}, 'RC', 1.5, 1)"))
+                        .await
+                        .unwrap();
+                    tx.query_drop(format!(
+                        "UPDATE quotes SET qty = qty + 1 WHERE id = {}",
+                        id - 1
+                    ))
+                    .await
+                    .unwrap();
+                }
+                tx.commit().await.unwrap();
+            }
+        })
+    };
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        // wait for the (re)connected replication session, then kill it
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let ids = loop {
+            let ids: Vec<u64> = admin_conn
+                .query(format!(
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{user}' AND COMMAND LIKE 'Binlog Dump%'"
+                ))
+                .await
+                .unwrap();
+            if !ids.is_empty() {
+                break ids;
+            }
+            if handle.is_finished() {
+                panic!("pipeline stopped: {:?}", handle.await.unwrap());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "binlake did not reconnect"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        for id in ids {
+            let _ = admin_conn.query_drop(format!("KILL {id}")).await;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    let id = sentinel(&db).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !has_row(&messages.lock().unwrap(), id) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stream did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cancel.cancel();
+    handle.await.unwrap().unwrap();
+    for host in ["127.0.0.1", "localhost"] {
+        admin_conn
+            .query_drop(format!("DROP USER '{user}'@'{host}'"))
+            .await
+            .unwrap();
+    }
+    let all = messages.lock().unwrap().clone();
+    let events = changes(&all);
+    assert_contiguous(events.iter().map(|e| e.seq));
+    let want = select_state(&db.name, "quotes").await;
+    assert_same_state(
+        &replay(&events, "quotes"),
+        &want,
+        "after three killed connections",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_and_column_filters_apply_to_snapshot_and_stream() {
+    let db = TestDb::new("filters").await;
+    db.exec("CREATE TABLE keep_me (id INT PRIMARY KEY, secret VARCHAR(10), v INT)")
+        .await;
+    db.exec("CREATE TABLE skip_me (id INT PRIMARY KEY)").await;
+    db.exec("INSERT INTO keep_me VALUES (1, 'pw', 10)").await;
+    db.exec("INSERT INTO skip_me VALUES (1)").await;
+    let extra = format!(
+        "exclude = [\"{0}.skip_*\"]\nexclude_columns = [\"{0}.keep_me.secret\"]",
+        db.name
+    );
+    let (messages, cancel, handle) = start(db.config(&extra), |_| false);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    db.exec("INSERT INTO keep_me VALUES (2, 'pw2', 20)").await;
+    db.exec("INSERT INTO skip_me VALUES (2)").await;
+    db.exec("UPDATE keep_me SET secret = 'x', v = 11 WHERE id = 1")
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while changes(&messages.lock().unwrap()).len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events did not arrive"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cancel.cancel();
+    handle.await.unwrap().unwrap();
+    let all = messages.lock().unwrap().clone();
+    let events = changes(&all);
+    assert_eq!(
+        events.len(),
+        3,
+        "only keep_me: one snapshot row, one insert, one update"
+    );
+    for e in &events {
+        assert_eq!(e.schema.table, "keep_me");
+        assert_eq!(
+            e.schema
+                .columns
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+            ["id", "v"]
+        );
+        assert!(e.after.as_ref().unwrap().len() == 2);
+    }
+}
