@@ -143,6 +143,11 @@ impl BinlogDecoder {
         self.committed.clone()
     }
 
+    /// GTID state at the last transaction boundary.
+    pub fn gtid(&self) -> Option<String> {
+        self.gtid_state.render()
+    }
+
     pub fn position(&self) -> BinlogPosition {
         BinlogPosition::new(self.file.clone(), self.payload_end.unwrap_or(self.pos))
     }
@@ -186,7 +191,7 @@ impl BinlogDecoder {
                     self.file = clean_file_name(&re.name());
                 }
                 self.pos = re.position();
-                if !self.tx.open {
+                if !self.tx.open && !artificial {
                     self.committed = BinlogPosition::new(self.file.clone(), self.pos);
                 }
             }

@@ -24,13 +24,15 @@ pub enum SourceError {
     #[error("MySQL error: {0}")]
     Mysql(#[from] mysql_async::Error),
     #[error(
-        "binlog position {position} is no longer on the server (purged or from another server): events after it \
-         are lost, so the captured tables need a re-snapshot. Stop binlake, move the checkpoint {checkpoint} away \
-         and start again; raise binlog retention (binlog_expire_logs_seconds / expire_logs_days) so it does not recur"
+        "cannot resume at binlog position {position}: {detail}. The changes after it are no longer on the server \
+         (purged, or a different server), so the captured tables need a re-snapshot: stop binlake, move the \
+         checkpoint {checkpoint} away and start again; raise binlog retention (binlog_expire_logs_seconds / \
+         expire_logs_days) so it does not recur"
     )]
     PositionPurged {
         position: BinlogPosition,
         checkpoint: String,
+        detail: String,
     },
     #[error("cannot decode {table} column {detail}; binlake stops this stream rather than emit a wrong value")]
     Decode { table: TableId, detail: String },
@@ -86,17 +88,10 @@ fn mysql_is_transient(e: &mysql_async::Error) -> bool {
     }
 }
 
-/// True when the server refused a binlog dump because the requested file/position is gone.
-pub fn is_purged_error(e: &mysql_async::Error) -> bool {
-    match e {
-        mysql_async::Error::Server(s) => {
-            s.code == 1236
-                && (s.message.contains("Could not find first log file")
-                    || s.message.contains("purged")
-                    || s.message.contains("binary log index"))
-        }
-        _ => false,
-    }
+/// True when the server refused a binlog dump because it cannot serve the requested position
+/// (ER_MASTER_FATAL_ERROR_READING_BINLOG: file or GTID purged, unknown file, GTID not in its binlog).
+pub fn is_purged_error(e: &mysql_async::ServerError) -> bool {
+    e.code == 1236
 }
 
 pub fn connection_opts(cfg: &SourceConfig) -> Opts {

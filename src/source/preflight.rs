@@ -330,21 +330,18 @@ async fn checks_on(
     if let Some(cp) = checkpoint {
         let files = binlog_files(conn).await.unwrap_or_default();
         checks.push(if files.contains(&cp.position.file) {
-            ok(
+            ok("resume position", format!("{} is on the server", cp.position))
+        } else if let (Some(gtid), None) = (&cp.gtid, &cp.snapshot) {
+            warn(
                 "resume position",
-                format!("{} is on the server", cp.position),
+                format!("{} is not on this server; will resume by GTID {gtid}", cp.position),
+                "nothing if this server took over from the one the checkpoint came from; otherwise re-snapshot",
             )
         } else {
             fail(
                 "resume position",
-                format!(
-                    "{} was purged from the server: changes after it are lost",
-                    cp.position
-                ),
-                format!(
-                    "move the checkpoint {} away to re-snapshot",
-                    config.checkpoint_path().display()
-                ),
+                format!("{} was purged from the server: changes after it are lost", cp.position),
+                format!("move the checkpoint {} away to re-snapshot", config.checkpoint_path().display()),
             )
         });
     }

@@ -45,14 +45,22 @@ pub async fn run_source(
     let checkpoint_path = config.checkpoint_path().display().to_string();
 
     let mut checkpoint = match start {
-        Some(cp) => {
-            if !binlog_files(&mut conn).await?.contains(&cp.position.file)
-                && !cp.position.file.is_empty()
-            {
-                return Err(SourceError::PositionPurged {
-                    position: cp.position,
-                    checkpoint: checkpoint_path,
-                });
+        Some(mut cp) => {
+            if !binlog_files(&mut conn).await?.contains(&cp.position.file) {
+                match (&cp.gtid, &cp.snapshot) {
+                    // Another server (a failover target) or renamed files: find our place by GTID instead.
+                    (Some(gtid), None) => {
+                        tracing::warn!(file = %cp.position.file, gtid = %gtid, "checkpoint file not on this server; resuming by GTID");
+                        cp.position = BinlogPosition::new("", 4);
+                    }
+                    _ => {
+                        return Err(SourceError::PositionPurged {
+                            position: cp.position,
+                            checkpoint: checkpoint_path,
+                            detail: "the file is not in SHOW BINARY LOGS and the checkpoint has no usable GTID state".into(),
+                        })
+                    }
+                }
             }
             tracing::info!(position = %cp.position, next_seq = cp.next_seq, "resuming from checkpoint");
             cp

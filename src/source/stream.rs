@@ -96,21 +96,48 @@ async fn stream_once(
     };
 
     let start = decoder.position();
-    let request = BinlogStreamRequest::new(cfg.server_id)
+    let gtid = decoder.gtid();
+    let mut request = BinlogStreamRequest::new(cfg.server_id)
         .with_filename(start.file.as_bytes())
         .with_pos(start.pos);
-    let purged = |e: mysql_async::Error| {
-        if is_purged_error(&e) {
-            SourceError::PositionPurged {
+    let by_gtid = start.file.is_empty();
+    let sids: Vec<mysql_async::Sid<'static>> = match (&gtid, by_gtid, &info.flavor) {
+        (Some(g), true, Flavor::MySql) => g
+            .split(',')
+            .map(|part| part.trim().parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                SourceError::Config(format!("checkpoint GTID set `{g}` does not parse: {e:?}"))
+            })?,
+        _ => vec![],
+    };
+    match (&gtid, by_gtid, &info.flavor) {
+        (Some(g), true, Flavor::MariaDb) => {
+            // MariaDB positions by @slave_connect_state when it is set; file/pos are then ignored.
+            conn.exec_drop("SET @slave_connect_state = ?", (g.clone(),))
+                .await?;
+            conn.query_drop("SET @slave_gtid_strict_mode = 0").await?;
+        }
+        (Some(_), true, Flavor::MySql) => request = request.with_gtid().with_gtid_set(sids),
+        (None, true, _) => {
+            return Err(SourceError::PositionPurged {
                 position: start.clone(),
                 checkpoint: checkpoint_path.to_string(),
-            }
-        } else {
-            SourceError::Mysql(e)
+                detail: "no file position and no GTID state to resume from".into(),
+            })
         }
+        _ => {}
+    }
+    let purged = |e: mysql_async::Error| match e {
+        mysql_async::Error::Server(s) if is_purged_error(&s) => SourceError::PositionPurged {
+            position: start.clone(),
+            checkpoint: checkpoint_path.to_string(),
+            detail: s.message.clone(),
+        },
+        e => SourceError::Mysql(e),
     };
     let mut stream = conn.get_binlog_stream(request).await.map_err(purged)?;
-    tracing::info!(position = %start, server = %info.version_text, "streaming binlog");
+    tracing::info!(position = %start, gtid = ?gtid, by_gtid, server = %info.version_text, "streaming binlog");
 
     let mut out = Vec::new();
     let mut stop_deadline: Option<tokio::time::Instant> = None;

@@ -106,3 +106,39 @@ fn bad_config_names_the_key_before_connecting() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumes_by_gtid_when_the_checkpoint_file_is_not_on_the_server() {
+    use binlake::event::{Op, Value};
+    let db = TestDb::new("gtid").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)").await;
+    db.exec("INSERT INTO t VALUES (1, 1), (2, 2)").await;
+    let first = run_until(db.config(""), |m| changes(m).len() >= 2, 20).await;
+    assert_eq!(changes(&first).len(), 2);
+
+    // As after a failover: same GTID history, different binlog file names.
+    let path = db.dir.path().join("state/it.checkpoint.json");
+    let mut cp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(
+        cp["gtid"].is_string(),
+        "checkpoint carries the GTID state: {cp}"
+    );
+    cp["position"]["file"] = "failover-bin.000042".into();
+    cp["snapshot"] = serde_json::Value::Null;
+    std::fs::write(&path, cp.to_string()).unwrap();
+    let next_seq = cp["next_seq"].as_u64().unwrap();
+
+    db.exec("INSERT INTO t VALUES (3, 3)").await;
+    db.exec("UPDATE t SET v = 20 WHERE id = 2").await;
+    let second = run_until(db.config(""), |m| changes(m).len() >= 2, 20).await;
+    let events = changes(&second);
+    assert_eq!(events.len(), 2, "exactly the changes after the checkpoint");
+    assert_eq!((events[0].op, events[0].seq), (Op::Insert, next_seq));
+    assert_eq!(events[0].after.as_ref().unwrap()[0], Value::Int(3));
+    assert_eq!((events[1].op, events[1].seq), (Op::Update, next_seq + 1));
+    assert!(
+        events[1].source.position.file.starts_with("mysql-bin."),
+        "real file name learned from the server"
+    );
+}
