@@ -106,7 +106,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         keys: Default::default(),
         collations,
         allow_anonymous_columns: false,
-        checkpoint_path: String::new(),
     };
     let cp = Checkpoint {
         next_seq: 1,

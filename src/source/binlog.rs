@@ -71,7 +71,6 @@ pub struct DecoderOptions {
     pub collations: CollationMap,
     /// Accept MINIMAL-metadata table maps without a known schema, naming columns `@0`, `@1`, … (offline only).
     pub allow_anonymous_columns: bool,
-    pub checkpoint_path: String,
 }
 
 pub struct BinlogDecoder {

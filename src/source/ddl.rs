@@ -52,16 +52,12 @@ pub fn classify(sql: &str) -> Ddl {
             let mut tables = vec![];
             let renaming = word(0) == "RENAME";
             let dropping = word(0) == "DROP";
-            loop {
-                let Some(name) = table_name(&tokens, &mut i) else {
-                    break;
-                };
+            // DROP and RENAME take comma-separated lists; ALTER … RENAME [TO|AS] names a second table.
+            while let Some(name) = table_name(&tokens, &mut i) {
                 tables.push(name);
                 if renaming && word(i) == "TO" {
                     i += 1;
-                    if let Some(to) = table_name(&tokens, &mut i) {
-                        tables.push(to);
-                    }
+                    tables.extend(table_name(&tokens, &mut i));
                 }
                 if (renaming || dropping) && word(i) == "," {
                     i += 1;
@@ -72,9 +68,7 @@ pub fn classify(sql: &str) -> Ddl {
                     if matches!(word(i), "TO" | "AS") {
                         i += 1;
                     }
-                    if let Some(to) = table_name(&tokens, &mut i) {
-                        tables.push(to);
-                    }
+                    tables.extend(table_name(&tokens, &mut i));
                 }
                 break;
             }

@@ -50,7 +50,6 @@ pub async fn decode_file(
         keys: Default::default(),
         collations: CollationMap::builtin(),
         allow_anonymous_columns: true,
-        checkpoint_path: String::new(),
     };
     let mut decoder = BinlogDecoder::new(opts, &start, false, vec![]);
     let mut esr = EventStreamReader::new(BinlogVersion::Version4);

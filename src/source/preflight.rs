@@ -267,7 +267,7 @@ async fn checks_on(
             format!("GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO '{user}'@'%'"),
         )
     });
-    if !mariadb && !(has("RELOAD") || has("BACKUP_ADMIN")) && checkpoint.is_none() {
+    if !(mariadb || has("RELOAD") || has("BACKUP_ADMIN")) && checkpoint.is_none() {
         checks.push(warn(
             "snapshot lock",
             "no RELOAD grant: the snapshot cannot pin its binlog position with a momentary FLUSH TABLES WITH READ LOCK",

@@ -105,7 +105,6 @@ pub async fn run_source(
         keys: src.keys.clone(),
         collations,
         allow_anonymous_columns: false,
-        checkpoint_path: checkpoint_path.clone(),
     };
     let mut decoder = BinlogDecoder::new(opts, &checkpoint, info.flavor == Flavor::MariaDb, tables);
     run_stream(src, &filter, &mut decoder, &tx, &cancel, &checkpoint_path).await

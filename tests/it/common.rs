@@ -79,10 +79,13 @@ impl TestDb {
     }
 }
 
+pub type Messages = Arc<Mutex<Vec<SourceMessage>>>;
+pub type Done = Box<dyn Fn(&[SourceMessage]) -> bool + Send>;
+
 /// Collects messages; cancels the run once `done` says so.
 pub struct Collect {
-    pub messages: Arc<Mutex<Vec<SourceMessage>>>,
-    pub done: Box<dyn Fn(&[SourceMessage]) -> bool + Send>,
+    pub messages: Messages,
+    pub done: Done,
     pub cancel: CancellationToken,
 }
 
@@ -105,7 +108,7 @@ pub fn start(
     config: Config,
     done: impl Fn(&[SourceMessage]) -> bool + Send + 'static,
 ) -> (
-    Arc<Mutex<Vec<SourceMessage>>>,
+    Messages,
     CancellationToken,
     tokio::task::JoinHandle<Result<(), PipelineError>>,
 ) {
