@@ -177,6 +177,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "snapshot: {rows} rows in {snap_secs:.2} s = {:.0} rows/s",
         rows as f64 / snap_secs
     );
+    println!("peak resident memory: {} MiB (transactions of {batch} rows streamed through bounded channels)", peak_rss_mib());
     conn.query_drop("DROP DATABASE binlake_bench").await?;
     Ok(())
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`).
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.to_string())
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(0)
 }
