@@ -4,7 +4,7 @@
 use crate::checkpoint::{Checkpoint, SnapshotProgress};
 use crate::config::{SnapshotConfig, SourceConfig, TableFilter};
 use crate::event::{BinlogPosition, SourceMessage};
-use crate::pipeline::{Sink, StdoutSink};
+use crate::pipeline::StdoutSink;
 use crate::source::binlog::{BinlogDecoder, DecoderOptions, NoLookup};
 use crate::source::schema::{load_collations, load_tables, CapturedTable};
 use crate::source::snapshot::run_snapshot;
@@ -122,7 +122,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .with_filename(start.file.as_bytes())
         .with_pos(start.pos);
     let mut stream = stream_conn.get_binlog_stream(request).await?;
-    let mut json = StdoutSink::new(std::io::sink(), "bench");
+    let mut json = StdoutSink::new(std::io::sink(), "bench", None);
     let mut out = Vec::new();
     let mut events = 0u64;
     let t0 = Instant::now();

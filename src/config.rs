@@ -37,6 +37,72 @@ pub struct Config {
     pub source: SourceConfig,
     #[serde(default)]
     pub state: StateConfig,
+    #[serde(default)]
+    pub lake: LakeConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LakeConfig {
+    /// Local directory or `s3://bucket/prefix`; tables live at `<root>/<db>/<table>` (default `./lake`).
+    #[serde(default = "default_lake_root")]
+    pub root: String,
+    /// Flush a batch at this many buffered changes (default 100000).
+    #[serde(default = "default_flush_rows")]
+    pub flush_max_rows: usize,
+    /// … or at this many buffered bytes, estimated (default 64 MiB).
+    #[serde(default = "default_flush_bytes")]
+    pub flush_max_bytes: usize,
+    /// … or when the oldest buffered change is this old (default 1000 ms).
+    #[serde(default = "default_flush_interval")]
+    pub flush_interval_ms: u64,
+    /// Keep deleted rows with `_deleted = true` instead of removing them (default false).
+    #[serde(default)]
+    pub soft_delete: bool,
+    /// Write a Delta checkpoint every this many commits (default 10).
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u32,
+    /// S3 settings; credentials come from the AWS default chain (env, profile, ECS task role, IMDS).
+    #[serde(default)]
+    pub s3: Option<S3Config>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// Endpoint override for S3-compatible stores (e.g. `http://127.0.0.1:5000`).
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        LakeConfig {
+            root: default_lake_root(),
+            flush_max_rows: default_flush_rows(),
+            flush_max_bytes: default_flush_bytes(),
+            flush_interval_ms: default_flush_interval(),
+            soft_delete: false,
+            checkpoint_every: default_checkpoint_every(),
+            s3: None,
+        }
+    }
+}
+
+fn default_lake_root() -> String {
+    "./lake".into()
+}
+fn default_flush_rows() -> usize {
+    100_000
+}
+fn default_flush_bytes() -> usize {
+    64 << 20
+}
+fn default_flush_interval() -> u64 {
+    1000
+}
+fn default_checkpoint_every() -> u32 {
+    10
 }
 
 #[derive(Clone, Deserialize)]
@@ -250,6 +316,28 @@ impl Config {
         }
         if s.snapshot.chunk_size == 0 {
             return Err(invalid("source.snapshot.chunk_size", "must be at least 1"));
+        }
+        let lake = &self.lake;
+        if lake.root.is_empty() {
+            return Err(invalid("lake.root", "must not be empty"));
+        }
+        if lake.root.contains("://")
+            && !lake.root.starts_with("s3://")
+            && !lake.root.starts_with("file://")
+        {
+            return Err(invalid(
+                "lake.root",
+                "use a local path, file:// or s3://bucket/prefix",
+            ));
+        }
+        if lake.flush_max_rows == 0 || lake.flush_max_bytes == 0 || lake.flush_interval_ms == 0 {
+            return Err(invalid(
+                "lake.flush_max_rows",
+                "flush limits must be at least 1",
+            ));
+        }
+        if lake.checkpoint_every == 0 {
+            return Err(invalid("lake.checkpoint_every", "must be at least 1"));
         }
         if s.max_backoff_secs == 0 {
             return Err(invalid("source.max_backoff_secs", "must be at least 1"));

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod event;
+pub mod lake;
 pub mod observe;
 pub mod pipeline;
 pub mod publish;

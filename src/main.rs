@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use binlake::config::{Config, TableFilter};
-use binlake::pipeline::{self, Sink, StdoutSink};
+use binlake::pipeline::{self, StdoutSink};
 use binlake::source::preflight;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -25,8 +25,14 @@ enum Command {
     Run {
         #[arg(long, short)]
         config: PathBuf,
-        #[arg(long, value_enum, default_value = "stdout")]
+        #[arg(long, value_enum, default_value = "lake")]
         sink: SinkKind,
+    },
+    /// Run SQL over the lake's Delta tables (named `db.table`) with DataFusion.
+    Query {
+        #[arg(long, short)]
+        config: PathBuf,
+        sql: String,
     },
     /// Verify the server and user can deliver a lossless change stream; non-zero exit when not.
     Check {
@@ -55,7 +61,9 @@ enum BinlogCommand {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum SinkKind {
-    /// One Debezium-envelope JSON line per event on stdout.
+    /// Delta tables under `lake.root`, exactly once (direct mode: binlog → lake in one process).
+    Lake,
+    /// One Debezium-envelope JSON line per event on stdout; checkpoint in `state.dir`.
     Stdout,
 }
 
@@ -69,14 +77,24 @@ async fn main() -> anyhow::Result<()> {
             let cancel = CancellationToken::new();
             pipeline::cancel_on_signals(cancel.clone());
             match sink {
+                SinkKind::Lake => {
+                    let mut sink = binlake::lake::batch::LakeSink::new(&config.lake, &config.name)?;
+                    pipeline::run(&config, &mut sink, cancel).await?;
+                }
                 SinkKind::Stdout => {
-                    let mut sink = StdoutSink::new(
-                        std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock()),
-                        &config.name,
-                    );
+                    let store = binlake::checkpoint::CheckpointStore::new(config.checkpoint_path());
+                    let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+                    let mut sink = StdoutSink::new(out, &config.name, Some(store));
                     pipeline::run(&config, &mut sink, cancel).await?;
                 }
             }
+        }
+        Command::Query { config, sql } => {
+            let config = Config::load(&config)?;
+            binlake::lake::query::sql(&config.lake, &sql)
+                .await?
+                .show()
+                .await?;
         }
         Command::Check { config } => {
             let config = Config::load(&config)?;
@@ -99,8 +117,9 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let filter = TableFilter::from_patterns(&include, &[], &[]);
             let mut sink = StdoutSink::new(
-                std::io::BufWriter::new(std::io::stdout().lock()),
+                std::io::BufWriter::new(std::io::stdout()),
                 "binlog-decode",
+                None,
             );
             let mut sink_error = None;
             let result = binlake::source::offline::decode_file(&file, filter, |msg| {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Messages buffered between source and sink; bounds memory whatever the transaction size.
 pub const CHANNEL_CAPACITY: usize = 8192;
-/// How often the sink persists the newest checkpoint it has made durable.
+/// How often the stdout sink persists the newest checkpoint it has made durable.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
@@ -26,38 +26,50 @@ pub enum PipelineError {
     Checkpoint(#[from] CheckpointError),
     #[error("sink: {0}")]
     Sink(String),
+    #[error(transparent)]
+    Lake(#[from] crate::lake::LakeError),
 }
 
-/// Where change events go. `flush` must make everything written so far durable.
-pub trait Sink {
-    fn write(&mut self, msg: &SourceMessage) -> Result<(), PipelineError>;
-    fn flush(&mut self) -> Result<(), PipelineError>;
+/// Where change events go. The sink decides when data is durable and keeps the resume checkpoint.
+pub trait Sink: Send {
+    /// The checkpoint the source resumes from; `None` starts fresh (snapshot).
+    fn resume_point(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<Checkpoint>, PipelineError>> + Send;
+    /// Takes the next message in source order; may make a batch durable.
+    fn send(
+        &mut self,
+        msg: SourceMessage,
+    ) -> impl std::future::Future<Output = Result<(), PipelineError>> + Send;
+    /// Called every `TICK` so time-based flushes happen on an idle stream.
+    fn tick(&mut self) -> impl std::future::Future<Output = Result<(), PipelineError>> + Send;
+    /// Drain: make everything up to the last checkpoint durable and record that checkpoint.
+    fn finish(&mut self) -> impl std::future::Future<Output = Result<(), PipelineError>> + Send;
 }
 
-/// One JSON line per event on stdout, in the envelope the Kafka stage publishes.
-pub struct StdoutSink<W: Write> {
+/// One JSON line per event on stdout, in the envelope the Kafka stage publishes; the checkpoint is a
+/// local file saved after stdout is flushed.
+pub struct StdoutSink<W: Write + Send> {
     out: W,
     connector: String,
+    store: Option<CheckpointStore>,
+    pending: Option<Checkpoint>,
+    last_save: Instant,
 }
 
-impl<W: Write> StdoutSink<W> {
-    pub fn new(out: W, connector: &str) -> Self {
+impl<W: Write + Send> StdoutSink<W> {
+    /// `store: None` keeps no checkpoint (offline decoding).
+    pub fn new(out: W, connector: &str, store: Option<CheckpointStore>) -> Self {
         StdoutSink {
             out,
             connector: connector.to_string(),
+            store,
+            pending: None,
+            last_save: Instant::now(),
         }
     }
-}
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-impl<W: Write> Sink for StdoutSink<W> {
-    fn write(&mut self, msg: &SourceMessage) -> Result<(), PipelineError> {
+    pub fn write(&mut self, msg: &SourceMessage) -> Result<(), PipelineError> {
         let io = |e: std::io::Error| PipelineError::Sink(format!("stdout: {e}"));
         match msg {
             SourceMessage::Change(ev) => {
@@ -77,61 +89,86 @@ impl<W: Write> Sink for StdoutSink<W> {
                     .map_err(|e| PipelineError::Sink(e.to_string()))?;
                 self.out.write_all(b"\n").map_err(io)?;
             }
-            SourceMessage::Checkpoint(_) => {}
+            SourceMessage::Checkpoint(cp) => self.pending = Some(cp.clone()),
         }
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), PipelineError> {
+    pub fn flush(&mut self) -> Result<(), PipelineError> {
         self.out
             .flush()
-            .map_err(|e| PipelineError::Sink(format!("stdout: {e}")))
+            .map_err(|e| PipelineError::Sink(format!("stdout: {e}")))?;
+        if let (Some(store), Some(cp)) = (&self.store, self.pending.take()) {
+            store.save(&cp)?;
+        }
+        self.last_save = Instant::now();
+        Ok(())
     }
 }
 
-/// Runs source → sink until cancelled or a definite error; saves the checkpoint on the way and at the end.
+impl<W: Write + Send> Sink for StdoutSink<W> {
+    async fn resume_point(&mut self) -> Result<Option<Checkpoint>, PipelineError> {
+        Ok(match &self.store {
+            Some(store) => store.load()?,
+            None => None,
+        })
+    }
+
+    async fn send(&mut self, msg: SourceMessage) -> Result<(), PipelineError> {
+        self.write(&msg)
+    }
+
+    async fn tick(&mut self) -> Result<(), PipelineError> {
+        if self.pending.is_some() && self.last_save.elapsed() >= CHECKPOINT_INTERVAL {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<(), PipelineError> {
+        self.flush()
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// How often sinks get a chance to flush by time.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Runs source → sink until cancelled or a definite error; the sink drains on the way out.
 pub async fn run(
     config: &Config,
     sink: &mut impl Sink,
     cancel: CancellationToken,
 ) -> Result<(), PipelineError> {
-    let store = CheckpointStore::new(config.checkpoint_path());
-    let start = store.load()?;
+    let start = sink.resume_point().await?;
     let (tx, mut rx) = mpsc::channel::<SourceMessage>(CHANNEL_CAPACITY);
     let source_config = config.clone();
     let source_cancel = cancel.clone();
     let source =
         tokio::spawn(async move { run_source(&source_config, start, tx, source_cancel).await });
-
-    let mut pending: Option<Checkpoint> = None;
-    let mut last_save = Instant::now();
+    let mut tick = tokio::time::interval(TICK);
     let result = loop {
-        let Some(msg) = rx.recv().await else {
-            break Ok(());
-        };
-        if let Err(e) = sink.write(&msg) {
-            break Err(e);
-        }
-        if let SourceMessage::Checkpoint(cp) = msg {
-            pending = Some(cp);
-            if last_save.elapsed() >= CHECKPOINT_INTERVAL && rx.is_empty() {
-                sink.flush()?;
-                store.save(pending.as_ref().unwrap())?;
-                pending = None;
-                last_save = Instant::now();
-            }
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(msg) => if let Err(e) = sink.send(msg).await { break Err(e) },
+                None => break Ok(()),
+            },
+            _ = tick.tick() => if let Err(e) = sink.tick().await { break Err(e) },
         }
     };
     if result.is_err() {
-        // The sink failed: stop the source, keep the last durable checkpoint.
+        // The sink failed: stop the source; the last durable checkpoint stays as it is.
         cancel.cancel();
         let _ = source.await;
         return result;
     }
-    sink.flush()?;
-    if let Some(cp) = pending {
-        store.save(&cp)?;
-    }
+    sink.finish().await?;
     match source.await {
         Ok(r) => r.map_err(PipelineError::from),
         Err(e) => Err(PipelineError::Sink(format!("source task failed: {e}"))),

@@ -1,5 +1,6 @@
 //! Shared helpers: service URLs, per-test databases, in-process pipeline runs and strict state replay.
 
+use binlake::checkpoint::{Checkpoint, CheckpointStore};
 use binlake::config::Config;
 use binlake::event::{ChangeEvent, Op, SourceMessage, Value};
 use binlake::pipeline::{self, PipelineError, Sink};
@@ -82,23 +83,34 @@ impl TestDb {
 pub type Messages = Arc<Mutex<Vec<SourceMessage>>>;
 pub type Done = Box<dyn Fn(&[SourceMessage]) -> bool + Send>;
 
-/// Collects messages; cancels the run once `done` says so.
+/// Collects messages and keeps the checkpoint file like the stdout sink; cancels once `done` says so.
 pub struct Collect {
     pub messages: Messages,
     pub done: Done,
     pub cancel: CancellationToken,
+    pub store: CheckpointStore,
 }
 
 impl Sink for Collect {
-    fn write(&mut self, msg: &SourceMessage) -> Result<(), PipelineError> {
+    async fn resume_point(&mut self) -> Result<Option<Checkpoint>, PipelineError> {
+        Ok(self.store.load()?)
+    }
+    async fn send(&mut self, msg: SourceMessage) -> Result<(), PipelineError> {
         let mut m = self.messages.lock().unwrap();
-        m.push(msg.clone());
-        if matches!(msg, SourceMessage::Checkpoint(_)) && (self.done)(&m) {
+        if let SourceMessage::Checkpoint(cp) = &msg {
+            self.store.save(cp)?;
+        }
+        let is_checkpoint = matches!(msg, SourceMessage::Checkpoint(_));
+        m.push(msg);
+        if is_checkpoint && (self.done)(&m) {
             self.cancel.cancel();
         }
         Ok(())
     }
-    fn flush(&mut self) -> Result<(), PipelineError> {
+    async fn tick(&mut self) -> Result<(), PipelineError> {
+        Ok(())
+    }
+    async fn finish(&mut self) -> Result<(), PipelineError> {
         Ok(())
     }
 }
@@ -114,10 +126,12 @@ pub fn start(
 ) {
     let messages = Arc::new(Mutex::new(Vec::new()));
     let cancel = CancellationToken::new();
+    let store = CheckpointStore::new(config.checkpoint_path());
     let mut sink = Collect {
         messages: messages.clone(),
         done: Box::new(done),
         cancel: cancel.clone(),
+        store,
     };
     let c = cancel.clone();
     let handle = tokio::spawn(async move { pipeline::run(&config, &mut sink, c).await });

@@ -41,7 +41,7 @@ fn misconfigured_server_fails_preflight_with_the_fix() {
 
     // `run` performs the same checks and refuses to start.
     let out = Command::new(binary())
-        .args(["run", "--config"])
+        .args(["run", "--sink", "stdout", "--config"])
         .arg(&config)
         .output()
         .unwrap();
@@ -73,7 +73,7 @@ async fn purged_resume_position_is_a_definite_error_naming_the_resnapshot() {
         "{stdout}"
     );
     let out = Command::new(binary())
-        .args(["run", "--config"])
+        .args(["run", "--sink", "stdout", "--config"])
         .arg(&config)
         .output()
         .unwrap();

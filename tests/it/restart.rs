@@ -11,7 +11,7 @@ use std::time::Duration;
 
 fn spawn(config: &std::path::Path, out: &std::path::Path) -> Child {
     Command::new(binary())
-        .args(["run", "--config"])
+        .args(["run", "--sink", "stdout", "--config"])
         .arg(config)
         .env("BINLAKE_LOG", "warn")
         .stdout(std::fs::File::create(out).unwrap())

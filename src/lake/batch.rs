@@ -1,0 +1,273 @@
+//! The lake sink: buffers events, collapses them to the last change per key, and flushes one MERGE per
+//! table when the batch reaches max rows, max bytes or max latency, then moves the resume checkpoint.
+//! Only whole transactions are flushed, unless a single transaction outgrows the batch limits.
+
+use super::table::{KeyChange, LakeTable};
+use super::{app_id, storage_options, table_uri, LakeError, ResumeMarker};
+use crate::checkpoint::Checkpoint;
+use crate::config::LakeConfig;
+use crate::event::{ChangeEvent, Op, SourceMessage, TableId, Value};
+use crate::pipeline::{PipelineError, Sink};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+struct TableBatch {
+    /// Key (serialized) → latest change in this batch.
+    changes: HashMap<Vec<u8>, KeyChange>,
+    /// A TRUNCATE in this batch: earlier changes were discarded; it is applied before `changes`.
+    truncate_seq: Option<u64>,
+    max_seq: u64,
+}
+
+pub struct LakeSink {
+    cfg: LakeConfig,
+    connector: String,
+    storage: HashMap<String, String>,
+    marker: ResumeMarker,
+    tables: HashMap<TableId, LakeTable>,
+    /// Highest `_seq` each table already holds: replayed events at or below it are skipped.
+    committed: HashMap<TableId, u64>,
+    /// Events of the open transaction (after the last checkpoint).
+    open_tx: Vec<ChangeEvent>,
+    ready: HashMap<TableId, TableBatch>,
+    ready_rows: usize,
+    ready_bytes: usize,
+    ready_checkpoint: Option<Checkpoint>,
+    /// A checkpoint arrived that the marker does not hold yet.
+    marker_dirty: bool,
+    last_flush: Instant,
+    first_buffered: Option<Instant>,
+    pub stats: FlushStats,
+}
+
+/// What the last flushes did; read by metrics and benchmarks.
+#[derive(Debug, Default, Clone)]
+pub struct FlushStats {
+    pub flushes: u64,
+    pub rows_merged: u64,
+    pub last_flush: Duration,
+    pub last_source_ts_ms: i64,
+}
+
+impl LakeSink {
+    pub fn new(cfg: &LakeConfig, connector: &str) -> Result<Self, LakeError> {
+        Ok(LakeSink {
+            marker: ResumeMarker::new(cfg, connector)?,
+            storage: storage_options(cfg),
+            cfg: cfg.clone(),
+            connector: connector.to_string(),
+            tables: HashMap::new(),
+            committed: HashMap::new(),
+            open_tx: vec![],
+            ready: HashMap::new(),
+            ready_rows: 0,
+            ready_bytes: 0,
+            ready_checkpoint: None,
+            marker_dirty: false,
+            last_flush: Instant::now(),
+            first_buffered: None,
+            stats: FlushStats::default(),
+        })
+    }
+
+    async fn table(
+        &mut self,
+        ev_schema: &crate::event::TableSchema,
+    ) -> Result<&mut LakeTable, LakeError> {
+        let id = ev_schema.id();
+        if !self.tables.contains_key(&id) {
+            let uri = table_uri(&self.cfg, &ev_schema.database, &ev_schema.table);
+            let t = LakeTable::open_or_create(
+                &uri,
+                &self.storage,
+                ev_schema,
+                self.cfg.soft_delete,
+                self.cfg.checkpoint_every,
+                app_id(&self.connector),
+            )
+            .await?;
+            let seq = t.committed_seq().await?.unwrap_or(0);
+            self.committed.insert(id.clone(), seq);
+            self.tables.insert(id.clone(), t);
+        }
+        Ok(self.tables.get_mut(&id).expect("inserted above"))
+    }
+
+    async fn accept(&mut self, ev: ChangeEvent) -> Result<(), LakeError> {
+        let id = ev.schema.id();
+        self.table(&ev.schema).await?;
+        if ev.seq <= self.committed[&id] {
+            return Ok(()); // replay of something this table already has
+        }
+        self.first_buffered.get_or_insert_with(Instant::now);
+        self.open_tx.push(ev);
+        if self.open_tx.len() >= self.cfg.flush_max_rows {
+            // One transaction larger than a batch: flush it in parts to keep memory bounded.
+            self.seal_open_tx();
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Moves the events of the finished transaction(s) into the per-table batches.
+    fn seal_open_tx(&mut self) {
+        for ev in std::mem::take(&mut self.open_tx) {
+            let id = ev.schema.id();
+            let batch = self.ready.entry(id).or_default();
+            batch.max_seq = batch.max_seq.max(ev.seq);
+            self.ready_rows += 1;
+            let ts = ev.source.ts_ms;
+            match ev.op {
+                Op::Truncate => {
+                    batch.changes.clear();
+                    batch.truncate_seq = Some(ev.seq);
+                }
+                Op::Insert | Op::Read | Op::Update => {
+                    if let (Op::Update, Some(before)) = (ev.op, &ev.before) {
+                        if ev.key_changed() {
+                            put(batch, &ev, "d", before.clone(), ts, &mut self.ready_bytes);
+                        }
+                    }
+                    let after = ev.after.clone().unwrap_or_default();
+                    let op = ev.op.code();
+                    put(batch, &ev, op, after, ts, &mut self.ready_bytes);
+                }
+                Op::Delete => {
+                    let before = ev.before.clone().unwrap_or_default();
+                    put(batch, &ev, "d", before, ts, &mut self.ready_bytes);
+                }
+            }
+            self.stats.last_source_ts_ms = self.stats.last_source_ts_ms.max(ts);
+        }
+    }
+
+    fn due(&self) -> bool {
+        let interval = Duration::from_millis(self.cfg.flush_interval_ms);
+        self.ready_rows >= self.cfg.flush_max_rows
+            || self.ready_bytes >= self.cfg.flush_max_bytes
+            || (self.ready_rows > 0 && self.first_buffered.is_some_and(|t| t.elapsed() >= interval))
+            // an idle capture still moves its resume position forward
+            || (self.marker_dirty && self.last_flush.elapsed() >= interval)
+    }
+
+    /// Commits every table's batch, then records the checkpoint they reach.
+    pub async fn flush(&mut self) -> Result<(), LakeError> {
+        let started = Instant::now();
+        let checkpoint = self.ready_checkpoint.clone();
+        let mut merged = 0;
+        for (id, batch) in std::mem::take(&mut self.ready) {
+            let table = self.tables.get_mut(&id).expect("opened on first event");
+            if let Some(seq) = batch.truncate_seq {
+                table.truncate(seq, checkpoint.as_ref()).await?;
+            }
+            let changes: Vec<KeyChange> = batch.changes.into_values().collect();
+            if let Some(latest) = changes.iter().max_by_key(|c| c.schema.version) {
+                table.evolve(&latest.schema.clone()).await?;
+            }
+            merged += table
+                .merge(changes, batch.max_seq, checkpoint.as_ref())
+                .await?;
+            self.committed.insert(id, batch.max_seq);
+        }
+        if let (Some(cp), true) = (&checkpoint, self.marker_dirty) {
+            self.marker.save(cp).await?;
+            self.marker_dirty = false;
+        }
+        self.last_flush = Instant::now();
+        self.ready_rows = 0;
+        self.ready_bytes = 0;
+        self.first_buffered = if self.open_tx.is_empty() {
+            None
+        } else {
+            Some(Instant::now())
+        };
+        self.stats.flushes += 1;
+        self.stats.rows_merged += merged as u64;
+        self.stats.last_flush = started.elapsed();
+        if merged > 0 {
+            tracing::debug!(
+                rows = merged,
+                ms = started.elapsed().as_millis() as u64,
+                "lake batch committed"
+            );
+        }
+        Ok(())
+    }
+}
+
+fn put(
+    batch: &mut TableBatch,
+    ev: &ChangeEvent,
+    op: &'static str,
+    row: Vec<Value>,
+    ts: i64,
+    bytes: &mut usize,
+) {
+    let key = serde_json::to_vec(&ev.schema.key_of(&row)).expect("values serialize");
+    *bytes += row.iter().map(approx_size).sum::<usize>() + key.len();
+    batch.changes.insert(
+        key,
+        KeyChange {
+            seq: ev.seq,
+            op,
+            schema: ev.schema.clone(),
+            row,
+            deleted: op == "d",
+            source_ts_ms: ts,
+        },
+    );
+}
+
+fn approx_size(v: &Value) -> usize {
+    match v {
+        Value::String(s) | Value::Decimal(s) | Value::Json(s) | Value::Enum(s) | Value::Set(s) => {
+            s.len() + 24
+        }
+        Value::Bytes(b) => b.len() + 24,
+        Value::Geometry { wkb, .. } => wkb.len() + 28,
+        Value::Vector(v) => v.len() * 4 + 24,
+        _ => 16,
+    }
+}
+
+impl Sink for LakeSink {
+    async fn resume_point(&mut self) -> Result<Option<Checkpoint>, PipelineError> {
+        Ok(self.marker.load().await?)
+    }
+
+    async fn send(&mut self, msg: SourceMessage) -> Result<(), PipelineError> {
+        match msg {
+            SourceMessage::Change(ev) => self.accept(ev).await?,
+            SourceMessage::SchemaChange(sc) => {
+                // create or evolve now so that Glue and readers see the new columns even before rows arrive
+                if !sc.schema.key.is_empty() {
+                    self.table(&sc.schema).await?.evolve(&sc.schema).await?;
+                }
+            }
+            SourceMessage::Checkpoint(cp) => {
+                self.seal_open_tx();
+                self.ready_checkpoint = Some(cp);
+                self.marker_dirty = true;
+                if self.due() {
+                    self.flush().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn tick(&mut self) -> Result<(), PipelineError> {
+        if self.due() {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<(), PipelineError> {
+        // The open transaction is left for the replay; everything up to the last checkpoint is made durable.
+        self.open_tx.clear();
+        self.flush().await?;
+        Ok(())
+    }
+}

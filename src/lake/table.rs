@@ -1,0 +1,311 @@
+//! One Delta table per source table: create on first use, add columns as the source schema grows,
+//! MERGE a collapsed batch guarded by `_seq`, truncate, and record progress in Delta `txn` actions.
+
+use super::arrow::{
+    build_column, lake_type, metadata_fields, DELETED, INGESTED_AT, OP, SEQ, SOURCE_TS,
+};
+use super::LakeError;
+use crate::checkpoint::Checkpoint;
+use crate::event::{Row, TableSchema, Value};
+use deltalake::arrow::array::{
+    ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMicrosecondArray,
+};
+use deltalake::arrow::datatypes::{DataType, Field, Schema};
+use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::datafusion::prelude::SessionContext;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::{StructField, StructType, Transaction};
+use deltalake::{DeltaTable, TableProperty};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The latest change of one key within a batch.
+#[derive(Debug, Clone)]
+pub struct KeyChange {
+    pub seq: u64,
+    pub op: &'static str,
+    /// Source schema the row was captured with (rows of one batch may span schema versions).
+    pub schema: Arc<TableSchema>,
+    /// Full row for upserts; for deletes the before image (only its key is used, unless soft delete).
+    pub row: Row,
+    pub deleted: bool,
+    pub source_ts_ms: i64,
+}
+
+pub struct LakeTable {
+    pub table: DeltaTable,
+    /// Source columns as stored, in Delta order, with their lake type.
+    columns: Vec<(String, DataType)>,
+    key: Vec<String>,
+    soft_delete: bool,
+    app_id: String,
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl LakeTable {
+    pub async fn open_or_create(
+        uri: &str,
+        storage: &HashMap<String, String>,
+        schema: &TableSchema,
+        soft_delete: bool,
+        checkpoint_every: u32,
+        app_id: String,
+    ) -> Result<Self, LakeError> {
+        let url = deltalake::ensure_table_uri(uri)?;
+        let table = DeltaTable::try_from_url_with_storage_options(url, storage.clone()).await?;
+        let key: Vec<String> = schema
+            .key
+            .iter()
+            .map(|&k| schema.columns[k].name.clone())
+            .collect();
+        let table = if table.version().is_some() {
+            table
+        } else {
+            let mut fields: Vec<Field> = schema
+                .columns
+                .iter()
+                .map(|c| Field::new(&c.name, lake_type(c), true))
+                .collect();
+            fields.extend(metadata_fields(soft_delete));
+            let kernel: StructType = Arc::new(Schema::new(fields)).try_into_kernel()?;
+            let columns: Vec<StructField> = kernel.fields().cloned().collect();
+            tracing::info!(table = %schema.id(), uri, "creating Delta table");
+            table
+                .create()
+                .with_columns(columns)
+                .with_table_name(schema.table.clone())
+                .with_comment(format!("binlake capture of MySQL {}", schema.id()))
+                .with_configuration_property(
+                    TableProperty::CheckpointInterval,
+                    Some(checkpoint_every.to_string()),
+                )
+                .await?
+        };
+        let mut t = LakeTable {
+            table,
+            columns: vec![],
+            key,
+            soft_delete,
+            app_id,
+        };
+        t.refresh_columns()?;
+        Ok(t)
+    }
+
+    fn refresh_columns(&mut self) -> Result<(), LakeError> {
+        let arrow: Schema = self
+            .table
+            .snapshot()?
+            .snapshot()
+            .arrow_schema()
+            .as_ref()
+            .clone();
+        self.columns = arrow
+            .fields()
+            .iter()
+            .filter(|f| !f.name().starts_with('_'))
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect();
+        Ok(())
+    }
+
+    /// Highest `_seq` already committed to this table by this connector.
+    pub async fn committed_seq(&self) -> Result<Option<u64>, LakeError> {
+        let state = self.table.snapshot()?;
+        let v = state
+            .transaction_version(self.table.log_store().as_ref(), &self.app_id)
+            .await?;
+        Ok(v.map(|v| v as u64))
+    }
+
+    /// Adds columns the source gained; a column whose type changed incompatibly stops the table.
+    pub async fn evolve(&mut self, schema: &TableSchema) -> Result<(), LakeError> {
+        let mut new_fields = vec![];
+        for c in &schema.columns {
+            let ty = lake_type(c);
+            match self.columns.iter().find(|(n, _)| n == &c.name) {
+                Some((_, existing)) if existing == &ty => {}
+                Some((_, existing)) => {
+                    return Err(LakeError::Definite(format!(
+                        "{}: column `{}` changed from {existing} to {ty} in MySQL, which Delta cannot express in place. \
+                         Way out: rename the column in MySQL (binlake then adds it as a new column), or drop and \
+                         re-snapshot the Delta table",
+                        schema.id(),
+                        c.name
+                    )))
+                }
+                None => new_fields.push(Field::new(&c.name, ty, true)),
+            }
+        }
+        if new_fields.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(table = %schema.id(), columns = ?new_fields.iter().map(|f| f.name().clone()).collect::<Vec<_>>(), "adding columns");
+        let kernel: StructType = Arc::new(Schema::new(new_fields)).try_into_kernel()?;
+        let fields: Vec<StructField> = kernel.fields().cloned().collect();
+        let table = self.table.clone();
+        self.table = table.add_columns().with_fields(fields).await?;
+        self.refresh_columns()
+    }
+
+    pub fn source_columns(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// Deletes every row (TRUNCATE in MySQL), recording `seq` as this table's progress.
+    pub async fn truncate(
+        &mut self,
+        seq: u64,
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<(), LakeError> {
+        let table = self.table.clone();
+        let (table, _) = table
+            .delete()
+            .with_commit_properties(self.commit_properties(seq, checkpoint))
+            .await?;
+        self.table = table;
+        Ok(())
+    }
+
+    fn commit_properties(
+        &self,
+        last_seq: u64,
+        checkpoint: Option<&Checkpoint>,
+    ) -> CommitProperties {
+        let mut meta = vec![("binlake.last_seq".to_string(), serde_json::json!(last_seq))];
+        if let Some(cp) = checkpoint {
+            meta.push(("binlake.source_position".to_string(), serde_json::json!({"file": cp.position.file, "pos": cp.position.pos, "gtid": cp.gtid})));
+        }
+        CommitProperties::default()
+            .with_application_transaction(Transaction::new(&self.app_id, last_seq as i64))
+            .with_metadata(meta)
+    }
+
+    /// MERGEs the batch: inserts new keys, updates keys whose stored `_seq` is older, deletes (or marks
+    /// deleted); `_seq` makes replays idempotent.
+    pub async fn merge(
+        &mut self,
+        changes: Vec<KeyChange>,
+        last_seq: u64,
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<usize, LakeError> {
+        if changes.is_empty() {
+            return Ok(0);
+        }
+        let n = changes.len();
+        let batch = self.to_batch(&changes)?;
+        let ctx = SessionContext::new();
+        let source = ctx
+            .read_batch(batch)
+            .map_err(|e| LakeError::Definite(e.to_string()))?;
+        let on = self
+            .key
+            .iter()
+            .map(|k| format!("target.{0} = source.{0}", quote(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let mut all: Vec<String> = self.columns.iter().map(|(c, _)| c.clone()).collect();
+        all.extend([OP, SEQ, SOURCE_TS, INGESTED_AT].map(String::from));
+        if self.soft_delete {
+            all.push(DELETED.to_string());
+        }
+        let newer = format!("source.{SEQ} > target.{SEQ}");
+        let props = self.commit_properties(last_seq, checkpoint);
+        let table = self.table.clone();
+        let mut builder = table
+            .merge(source, on)
+            .with_source_alias("source")
+            .with_target_alias("target");
+        let soft = self.soft_delete;
+        let cols = all.clone();
+        builder = builder.when_matched_update(|u| {
+            let u = u.predicate(if soft {
+                newer.clone()
+            } else {
+                format!("{newer} AND source.{OP} <> 'd'")
+            });
+            cols.iter().fold(u, |u, c| {
+                u.update(c.as_str(), format!("source.{}", quote(c)))
+            })
+        })?;
+        if !soft {
+            builder = builder
+                .when_matched_delete(|d| d.predicate(format!("{newer} AND source.{OP} = 'd'")))?;
+        }
+        let cols = all.clone();
+        builder = builder.when_not_matched_insert(|i| {
+            let i = if soft {
+                i
+            } else {
+                i.predicate(format!("source.{OP} <> 'd'"))
+            };
+            cols.iter()
+                .fold(i, |i, c| i.set(c.as_str(), format!("source.{}", quote(c))))
+        })?;
+        let (table, _metrics) = builder.with_commit_properties(props).await?;
+        self.table = table;
+        Ok(n)
+    }
+
+    fn to_batch(&self, changes: &[KeyChange]) -> Result<RecordBatch, LakeError> {
+        let mut fields = vec![];
+        let mut arrays: Vec<ArrayRef> = vec![];
+        // index of each lake column in each change's schema
+        let mut positions: HashMap<*const TableSchema, Vec<Option<usize>>> = HashMap::new();
+        for ch in changes {
+            positions.entry(Arc::as_ptr(&ch.schema)).or_insert_with(|| {
+                self.columns
+                    .iter()
+                    .map(|(name, _)| ch.schema.columns.iter().position(|c| &c.name == name))
+                    .collect()
+            });
+        }
+        for (ci, (name, ty)) in self.columns.iter().enumerate() {
+            let values: Vec<Option<&Value>> = changes
+                .iter()
+                .map(|ch| positions[&Arc::as_ptr(&ch.schema)][ci].and_then(|i| ch.row.get(i)))
+                .zip(changes)
+                // a hard delete only needs the key
+                .map(|(v, ch)| {
+                    if ch.op == "d" && !self.soft_delete && !self.key.contains(name) {
+                        None
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            arrays.push(build_column(name, ty, &values)?);
+            fields.push(Field::new(name, ty.clone(), true));
+        }
+        let now = crate::pipeline::now_ms() * 1000;
+        for f in metadata_fields(self.soft_delete) {
+            let array: ArrayRef = match f.name().as_str() {
+                OP => Arc::new(StringArray::from_iter_values(changes.iter().map(|c| c.op))),
+                SEQ => Arc::new(Int64Array::from_iter_values(
+                    changes.iter().map(|c| c.seq as i64),
+                )),
+                SOURCE_TS => Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(
+                        changes.iter().map(|c| c.source_ts_ms * 1000),
+                    )
+                    .with_timezone("UTC"),
+                ),
+                INGESTED_AT => Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(changes.iter().map(|_| now))
+                        .with_timezone("UTC"),
+                ),
+                _ => Arc::new(BooleanArray::from_iter(
+                    changes.iter().map(|c| Some(c.deleted)),
+                )),
+            };
+            arrays.push(array);
+            fields.push(f);
+        }
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+            .map_err(|e| LakeError::Definite(e.to_string()))
+    }
+}
