@@ -100,14 +100,25 @@ impl LakeSink {
         if ev.seq <= self.committed[&id] {
             return Ok(()); // replay of something this table already has
         }
+        if self.in_snapshot() && !self.ready.is_empty() && !self.ready.contains_key(&id) {
+            // Snapshot chunks are flushed one table at a time, so each commit is atomic with its checkpoint:
+            // a resumed snapshot never re-reads a range that Delta already holds (see resume_point).
+            self.flush().await?;
+        }
         self.first_buffered.get_or_insert_with(Instant::now);
         self.open_tx.push(ev);
-        if self.open_tx.len() >= self.cfg.flush_max_rows {
+        if self.open_tx.len() >= self.cfg.flush_max_rows && !self.in_snapshot() {
             // One transaction larger than a batch: flush it in parts to keep memory bounded.
             self.seal_open_tx();
             self.flush().await?;
         }
         Ok(())
+    }
+
+    fn in_snapshot(&self) -> bool {
+        self.ready_checkpoint
+            .as_ref()
+            .is_none_or(|cp| cp.snapshot.as_ref().is_some_and(|s| !s.complete))
     }
 
     /// Moves the events of the finished transaction(s) into the per-table batches.
@@ -156,17 +167,20 @@ impl LakeSink {
         let started = Instant::now();
         let checkpoint = self.ready_checkpoint.clone();
         let mut merged = 0;
+        let flush_tables = self.ready.len();
         for (id, batch) in std::mem::take(&mut self.ready) {
             let table = self.tables.get_mut(&id).expect("opened on first event");
             if let Some(seq) = batch.truncate_seq {
-                table.truncate(seq, checkpoint.as_ref()).await?;
+                table
+                    .truncate(seq, checkpoint.as_ref(), flush_tables)
+                    .await?;
             }
             let changes: Vec<KeyChange> = batch.changes.into_values().collect();
             if let Some(latest) = changes.iter().max_by_key(|c| c.schema.version) {
                 table.evolve(&latest.schema.clone()).await?;
             }
             merged += table
-                .merge(changes, batch.max_seq, checkpoint.as_ref())
+                .merge(changes, batch.max_seq, checkpoint.as_ref(), flush_tables)
                 .await?;
             self.committed.insert(id, batch.max_seq);
         }
@@ -232,8 +246,28 @@ fn approx_size(v: &Value) -> usize {
 }
 
 impl Sink for LakeSink {
+    /// The newer of the resume marker and the checkpoints in single-table commits. The marker is written
+    /// after a whole flush; a crash before that leaves the tables' own commits ahead of it. A single-table
+    /// commit holds its data and checkpoint atomically, so resuming from it loses nothing; multi-table
+    /// flushes are only trusted through the marker, written once all their tables committed.
     async fn resume_point(&mut self) -> Result<Option<Checkpoint>, PipelineError> {
-        Ok(self.marker.load().await?)
+        let mut best = self.marker.load().await?;
+        for (db, table) in super::query::list_tables(&self.cfg).await? {
+            let uri = table_uri(&self.cfg, &db, &table);
+            let url = deltalake::ensure_table_uri(&uri).map_err(LakeError::from)?;
+            let t =
+                deltalake::DeltaTable::try_from_url_with_storage_options(url, self.storage.clone())
+                    .await
+                    .map_err(LakeError::from)?;
+            let lt = LakeTable::wrap(t, self.cfg.soft_delete, app_id(&self.connector))?;
+            if let Some(cp) = lt.last_commit_checkpoint().await? {
+                if best.as_ref().is_none_or(|b| cp.next_seq > b.next_seq) {
+                    tracing::info!(table = %format!("{db}.{table}"), next_seq = cp.next_seq, "resuming from a commit newer than the marker");
+                    best = Some(cp);
+                }
+            }
+        }
+        Ok(best)
     }
 
     async fn send(&mut self, msg: SourceMessage) -> Result<(), PipelineError> {

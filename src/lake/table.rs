@@ -33,6 +33,11 @@ pub struct KeyChange {
     pub source_ts_ms: i64,
 }
 
+const META_LAST_SEQ: &str = "binlake.last_seq";
+const META_APP_ID: &str = "binlake.app_id";
+const META_FLUSH_TABLES: &str = "binlake.flush_tables";
+const META_CHECKPOINT: &str = "binlake.checkpoint";
+
 pub struct LakeTable {
     pub table: DeltaTable,
     /// Source columns as stored, in Delta order, with their lake type.
@@ -89,6 +94,19 @@ impl LakeTable {
             table,
             columns: vec![],
             key,
+            soft_delete,
+            app_id,
+        };
+        t.refresh_columns()?;
+        Ok(t)
+    }
+
+    /// An existing table, opened to read this connector's progress.
+    pub fn wrap(table: DeltaTable, soft_delete: bool, app_id: String) -> Result<Self, LakeError> {
+        let mut t = LakeTable {
+            table,
+            columns: vec![],
+            key: vec![],
             soft_delete,
             app_id,
         };
@@ -161,28 +179,64 @@ impl LakeTable {
         &mut self,
         seq: u64,
         checkpoint: Option<&Checkpoint>,
+        flush_tables: usize,
     ) -> Result<(), LakeError> {
-        let table = self.table.clone();
-        let (table, _) = table
+        let props = self.commit_properties(seq, checkpoint, flush_tables);
+        let (table, _) = self
+            .table
+            .clone()
             .delete()
-            .with_commit_properties(self.commit_properties(seq, checkpoint))
+            .with_commit_properties(props)
             .await?;
         self.table = table;
         Ok(())
     }
 
+    /// Every commit carries the connector's `txn` (last `_seq`) and, in its metadata, the checkpoint the
+    /// batch reaches and how many tables the flush touched: a single-table flush's commit is atomic with
+    /// its checkpoint, so a restart may resume from it (see `LakeSink::resume_point`).
     fn commit_properties(
         &self,
         last_seq: u64,
         checkpoint: Option<&Checkpoint>,
+        flush_tables: usize,
     ) -> CommitProperties {
-        let mut meta = vec![("binlake.last_seq".to_string(), serde_json::json!(last_seq))];
+        let mut meta = vec![
+            (META_LAST_SEQ.to_string(), serde_json::json!(last_seq)),
+            (META_APP_ID.to_string(), serde_json::json!(self.app_id)),
+            (
+                META_FLUSH_TABLES.to_string(),
+                serde_json::json!(flush_tables),
+            ),
+        ];
         if let Some(cp) = checkpoint {
-            meta.push(("binlake.source_position".to_string(), serde_json::json!({"file": cp.position.file, "pos": cp.position.pos, "gtid": cp.gtid})));
+            meta.push((
+                META_CHECKPOINT.to_string(),
+                serde_json::to_value(cp).expect("checkpoint serializes"),
+            ));
         }
         CommitProperties::default()
             .with_application_transaction(Transaction::new(&self.app_id, last_seq as i64))
             .with_metadata(meta)
+    }
+
+    /// The checkpoint recorded by this connector's latest commit, if that commit came from a single-table flush.
+    pub async fn last_commit_checkpoint(&self) -> Result<Option<Checkpoint>, LakeError> {
+        use futures_util::TryStreamExt;
+        let infos: Vec<_> = self.table.history(Some(50)).try_collect().await?;
+        for info in infos {
+            if info.info.get(META_APP_ID).and_then(|v| v.as_str()) != Some(self.app_id.as_str()) {
+                continue;
+            }
+            if info.info.get(META_FLUSH_TABLES).and_then(|v| v.as_u64()) != Some(1) {
+                return Ok(None);
+            }
+            return Ok(info
+                .info
+                .get(META_CHECKPOINT)
+                .and_then(|v| serde_json::from_value(v.clone()).ok()));
+        }
+        Ok(None)
     }
 
     /// MERGEs the batch: inserts new keys, updates keys whose stored `_seq` is older, deletes (or marks
@@ -192,6 +246,7 @@ impl LakeTable {
         changes: Vec<KeyChange>,
         last_seq: u64,
         checkpoint: Option<&Checkpoint>,
+        flush_tables: usize,
     ) -> Result<usize, LakeError> {
         if changes.is_empty() {
             return Ok(0);
@@ -214,7 +269,7 @@ impl LakeTable {
             all.push(DELETED.to_string());
         }
         let newer = format!("source.{SEQ} > target.{SEQ}");
-        let props = self.commit_properties(last_seq, checkpoint);
+        let props = self.commit_properties(last_seq, checkpoint, flush_tables);
         let table = self.table.clone();
         let mut builder = table
             .merge(source, on)

@@ -50,15 +50,20 @@ impl TestDb {
     pub fn config_text(&self, extra_source: &str) -> String {
         let url = mysql_async::Opts::from_url(&env("BINLAKE_MYSQL_URL")).unwrap();
         format!(
-            "name = \"it\"\n[source]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npassword = \"{}\"\nserver_id = {}\ninclude = [\"{}.*\"]\n{extra_source}\n[state]\ndir = \"{}\"\n",
+            "name = \"it\"\n[source]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npassword = \"{}\"\nserver_id = {}\ninclude = [\"{}.*\"]\n{extra_source}\n[state]\ndir = \"{}\"\n[lake]\nroot = \"{}\"\nflush_interval_ms = 200\n",
             url.ip_or_hostname(),
             url.tcp_port(),
             url.user().unwrap(),
             url.pass().unwrap_or(""),
             10_000 + rand::random::<u32>() % 1_000_000,
             self.name,
-            self.dir.path().join("state").display()
+            self.dir.path().join("state").display(),
+            self.lake_root().display()
         )
+    }
+
+    pub fn lake_root(&self) -> PathBuf {
+        self.dir.path().join("lake")
     }
 
     pub fn config(&self, extra_source: &str) -> Config {

@@ -4,6 +4,7 @@ mod common;
 mod ddl;
 mod failures;
 mod fixtures;
+mod lake;
 mod minimal;
 mod reconnect;
 mod restart;

@@ -5,7 +5,7 @@ use crate::common::*;
 use binlake::event::{Op, Value};
 use mysql_async::prelude::*;
 
-const TABLES: &[(&str, &str)] = &[
+pub const TABLES: &[(&str, &str)] = &[
     (
         "ints",
         "id INT PRIMARY KEY, ti TINYINT, tiu TINYINT UNSIGNED, si SMALLINT, siu SMALLINT UNSIGNED, mi MEDIUMINT, \
@@ -21,7 +21,7 @@ const TABLES: &[(&str, &str)] = &[
     ("bins", "id INT PRIMARY KEY, bn BINARY(4), vb VARBINARY(10), bl BLOB, b1 BIT(1), b64 BIT(64), g GEOMETRY"),
 ];
 
-const INSERTS: &[&str] = &[
+pub const INSERTS: &[&str] = &[
     "INSERT INTO ints VALUES (1,-128,0,-32768,0,-8388608,0,-2147483648,0,-9223372036854775808,0), \
      (2,127,255,32767,65535,8388607,16777215,2147483647,4294967295,9223372036854775807,18446744073709551615), \
      (3,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL), (4,0,1,0,1,0,1,0,1,0,1)",
@@ -41,7 +41,7 @@ const INSERTS: &[&str] = &[
      (3,NULL,NULL,NULL,NULL,NULL,NULL), (4,X'01',X'7f',REPEAT(X'AB', 1000),b'1',b'1000000000000000000000000000000000000000000000000000000000000001',NULL)",
 ];
 
-const CHANGES: &[&str] = &[
+pub const CHANGES: &[&str] = &[
     "UPDATE ints SET biu = 18446744073709551614, bi = -1 WHERE id = 2",
     "UPDATE ints SET id = 40 WHERE id = 4",
     "DELETE FROM ints WHERE id = 1",

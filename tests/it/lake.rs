@@ -1,0 +1,345 @@
+//! The lake equals the source: after a mixed workload (type matrix, updates, deletes, key changes, DDL,
+//! truncate) and after SIGKILLs at random moments, every Delta table equals its MariaDB table — read
+//! through binlake (DataFusion) and through DuckDB's delta extension.
+
+use crate::common::*;
+use crate::snapshot_stream::{create_quotes, sentinel, writer};
+use binlake::config::Config;
+use binlake::lake::{arrow::build_column, batch::LakeSink, query};
+use binlake::pipeline;
+use deltalake::arrow::array::{Array, ArrayRef};
+use deltalake::arrow::datatypes::{DataType, Field, Schema};
+use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::arrow::util::display::array_value_to_string;
+use mysql_async::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub fn start_lake(
+    config: Config,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), pipeline::PipelineError>>,
+) {
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    let handle = tokio::spawn(async move {
+        let mut sink = LakeSink::new(&config.lake, &config.name)?;
+        pipeline::run(&config, &mut sink, c).await
+    });
+    (cancel, handle)
+}
+
+/// Waits until `SELECT count(*) … WHERE cond` over the lake returns 1.
+pub async fn wait_for_lake(config: &Config, table: &str, cond: &str, secs: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(df) = query::sql(
+            &config.lake,
+            &format!("SELECT count(*) AS n FROM {table} WHERE {cond}"),
+        )
+        .await
+        {
+            if let Ok(batches) = df.collect().await {
+                if batches
+                    .first()
+                    .map(|b| array_value_to_string(b.column(0), 0).unwrap())
+                    == Some("1".into())
+                {
+                    return;
+                }
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lake did not show {table} WHERE {cond} within {secs}s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn rows_as_text(batches: &[RecordBatch]) -> Vec<String> {
+    let mut rows = vec![];
+    for b in batches {
+        for r in 0..b.num_rows() {
+            let cells: Vec<String> = b
+                .columns()
+                .iter()
+                .map(|c| {
+                    if c.is_null(r) {
+                        "NULL".to_string()
+                    } else {
+                        array_value_to_string(c, r).unwrap()
+                    }
+                })
+                .collect();
+            rows.push(cells.join(" | "));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// The MariaDB table as the lake should hold it: SELECT, decode, and map each value with the documented
+/// lake mapping onto the given Delta columns.
+async fn expected_batch(db: &str, table: &str, lake_fields: &[Field]) -> RecordBatch {
+    let mut conn = admin().await;
+    let filter = binlake::config::TableFilter::from_patterns(&[format!("{db}.{table}")], &[], &[]);
+    let schemas =
+        binlake::source::schema::load_tables(&mut conn, &filter, &Default::default(), None)
+            .await
+            .unwrap();
+    let schema = schemas.values().next().expect("table exists").clone();
+    let cols: Vec<String> = schema
+        .columns
+        .iter()
+        .map(|c| format!("`{}`", c.name))
+        .collect();
+    let rows: Vec<mysql_async::Row> = conn
+        .exec(
+            format!("SELECT {} FROM `{db}`.`{table}`", cols.join(",")),
+            (),
+        )
+        .await
+        .unwrap();
+    let rows: Vec<Vec<binlake::event::Value>> = rows
+        .into_iter()
+        .map(|r| {
+            schema
+                .columns
+                .iter()
+                .zip(r.unwrap())
+                .map(|(c, v)| binlake::source::decode::from_snapshot(c, v).unwrap())
+                .collect()
+        })
+        .collect();
+    let arrays: Vec<ArrayRef> = lake_fields
+        .iter()
+        .map(|f| {
+            let idx = schema.column_index(f.name());
+            let values: Vec<Option<&binlake::event::Value>> =
+                rows.iter().map(|r| idx.map(|i| &r[i])).collect();
+            build_column(f.name(), f.data_type(), &values).unwrap()
+        })
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(lake_fields.to_vec())), arrays).unwrap()
+}
+
+/// Asserts the Delta table equals the MariaDB table, through DataFusion and through DuckDB.
+pub async fn assert_lake_equals_source(config: &Config, db: &str, table: &str) {
+    let df = query::sql(&config.lake, &format!("SELECT * FROM {db}.{table}"))
+        .await
+        .unwrap();
+    let fields: Vec<Field> = df
+        .schema()
+        .fields()
+        .iter()
+        .filter(|f| !f.name().starts_with('_'))
+        .map(|f| {
+            // DataFusion reads strings and binaries as view types; the stored Delta type is the plain one
+            let ty = match f.data_type() {
+                DataType::Utf8View => DataType::Utf8,
+                DataType::BinaryView => DataType::Binary,
+                other => other.clone(),
+            };
+            Field::new(f.name(), ty, true)
+        })
+        .collect();
+    // Columns dropped in MariaDB stay in Delta with their last values (null for rows written since):
+    // compare the columns MariaDB still has.
+    let mut conn = admin().await;
+    let live: Vec<String> = conn
+        .exec("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (db, table))
+        .await
+        .unwrap();
+    let fields: Vec<Field> = fields
+        .into_iter()
+        .filter(|f| live.contains(f.name()))
+        .collect();
+    let names: Vec<String> = fields.iter().map(|f| format!("\"{}\"", f.name())).collect();
+    let actual = query::sql(
+        &config.lake,
+        &format!("SELECT {} FROM {db}.{table}", names.join(", ")),
+    )
+    .await
+    .unwrap()
+    .collect()
+    .await
+    .unwrap();
+    let expected = expected_batch(db, table, &fields).await;
+    let (got, want) = (
+        rows_as_text(&actual),
+        rows_as_text(std::slice::from_ref(&expected)),
+    );
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{db}.{table}: {} rows in Delta, {} in MariaDB",
+        got.len(),
+        want.len()
+    );
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g, w, "{db}.{table}: Delta row differs from MariaDB");
+    }
+
+    // Independent reader: DuckDB's delta_scan against the expected rows written as Parquet.
+    let parquet = config.lake.root.clone() + &format!("/../expected_{table}.parquet");
+    let file = std::fs::File::create(&parquet).unwrap();
+    let mut w =
+        deltalake::parquet::arrow::ArrowWriter::try_new(file, expected.schema(), None).unwrap();
+    w.write(&expected).unwrap();
+    w.close().unwrap();
+    let columns: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/delta_diff.py"
+        ))
+        .arg(format!("{}/{db}/{table}", config.lake.root))
+        .arg(&parquet)
+        .arg(columns.join(","))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "duckdb check failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n: Vec<usize> = stdout
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert_eq!(
+        n[0], 0,
+        "{db}.{table}: DuckDB sees {} Delta rows not in MariaDB",
+        n[0]
+    );
+    assert_eq!(n[1], 0, "{db}.{table}: DuckDB misses {} MariaDB rows", n[1]);
+    assert_eq!(n[2], n[3], "{db}.{table}: duplicate keys in Delta");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lake_equals_source_after_mixed_workload() {
+    let db = TestDb::new("lakemix").await;
+    let mut conn = admin().await;
+    conn.query_drop(format!("USE `{}`", db.name)).await.unwrap();
+    conn.query_drop("SET SESSION sql_mode = ''").await.unwrap();
+    for (name, cols) in crate::types::TABLES {
+        conn.query_drop(format!(
+            "CREATE TABLE {name} ({cols}) CHARACTER SET utf8mb4"
+        ))
+        .await
+        .unwrap();
+    }
+    for sql in crate::types::INSERTS {
+        conn.query_drop(*sql).await.unwrap();
+    }
+    create_quotes(&db, 2000).await;
+    let config = db.config("");
+    let (cancel, handle) = start_lake(config.clone());
+    // snapshot first, then changes through the binlog while it streams
+    wait_for_lake(&config, &format!("{}.ints", db.name), "id = 2", 60).await;
+    for sql in crate::types::CHANGES {
+        conn.query_drop(*sql).await.unwrap();
+    }
+    for sql in [
+        "ALTER TABLE strs ADD COLUMN extra INT",
+        "UPDATE strs SET extra = 7 WHERE id = 2",
+        "INSERT INTO strs (id, c, extra) VALUES (9, 'new', 9)",
+        "ALTER TABLE nums DROP COLUMN f",
+        "INSERT INTO nums (id, d10) VALUES (9, '1.25')",
+        "TRUNCATE TABLE bins",
+        "INSERT INTO bins (id, vb) VALUES (7, X'07')",
+    ] {
+        conn.query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = tokio::spawn(writer(db.name.clone(), stop.clone(), 2000));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    w.await.unwrap();
+    let id = sentinel(&db).await;
+    wait_for_lake(
+        &config,
+        &format!("{}.quotes", db.name),
+        &format!("id = {id}"),
+        60,
+    )
+    .await;
+    cancel.cancel();
+    handle.await.unwrap().unwrap();
+
+    for (name, _) in crate::types::TABLES {
+        assert_lake_equals_source(&config, &db.name, name).await;
+    }
+    // the dropped column stays, null for rows written after the drop
+    wait_for_lake(
+        &config,
+        &format!("{}.nums", db.name),
+        "id = 9 AND f IS NULL",
+        1,
+    )
+    .await;
+    wait_for_lake(
+        &config,
+        &format!("{}.nums", db.name),
+        "id = 1 AND f IS NOT NULL",
+        1,
+    )
+    .await;
+    wait_for_lake(
+        &config,
+        &format!("{}.strs", db.name),
+        "id = 2 AND extra = 7",
+        1,
+    )
+    .await;
+    assert_lake_equals_source(&config, &db.name, "quotes").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lake_survives_sigkill_at_random_moments() {
+    let db = TestDb::new("lakekill").await;
+    create_quotes(&db, 20_000).await;
+    let config_path = db.config_file("[source.snapshot]\nchunk_size = 2000");
+    let config = Config::load(&config_path).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = tokio::spawn(writer(db.name.clone(), stop.clone(), 20_000));
+    let spawn = || {
+        std::process::Command::new(binary())
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .env("BINLAKE_LOG", "error")
+            .spawn()
+            .unwrap()
+    };
+    for _ in 0..4 {
+        let mut child = spawn();
+        tokio::time::sleep(Duration::from_millis(800 + rand::random::<u64>() % 2200)).await;
+        child.kill().unwrap(); // SIGKILL: before, during or after a commit
+        child.wait().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    w.await.unwrap();
+    let id = sentinel(&db).await;
+    let mut child = spawn();
+    wait_for_lake(
+        &config,
+        &format!("{}.quotes", db.name),
+        &format!("id = {id}"),
+        90,
+    )
+    .await;
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "graceful stop exits 0");
+    assert_lake_equals_source(&config, &db.name, "quotes").await;
+}
