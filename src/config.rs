@@ -65,6 +65,20 @@ pub struct LakeConfig {
     /// S3 settings; credentials come from the AWS default chain (env, profile, ECS task role, IMDS).
     #[serde(default)]
     pub s3: Option<S3Config>,
+    /// Register every table in AWS Glue (for Athena); off when absent.
+    #[serde(default)]
+    pub glue: Option<GlueConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GlueConfig {
+    /// Glue database = this prefix + the MySQL database name, lower-cased (default: no prefix).
+    #[serde(default)]
+    pub database_prefix: String,
+    /// Endpoint override (e.g. a local moto server).
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -85,6 +99,7 @@ impl Default for LakeConfig {
             soft_delete: false,
             checkpoint_every: default_checkpoint_every(),
             s3: None,
+            glue: None,
         }
     }
 }

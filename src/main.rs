@@ -78,7 +78,8 @@ async fn main() -> anyhow::Result<()> {
             pipeline::cancel_on_signals(cancel.clone());
             match sink {
                 SinkKind::Lake => {
-                    let mut sink = binlake::lake::batch::LakeSink::new(&config.lake, &config.name)?;
+                    let mut sink =
+                        binlake::lake::batch::LakeSink::new(&config.lake, &config.name).await?;
                     pipeline::run(&config, &mut sink, cancel).await?;
                 }
                 SinkKind::Stdout => {

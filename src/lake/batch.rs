@@ -2,6 +2,7 @@
 //! table when the batch reaches max rows, max bytes or max latency, then moves the resume checkpoint.
 //! Only whole transactions are flushed, unless a single transaction outgrows the batch limits.
 
+use super::glue::GlueCatalog;
 use super::table::{KeyChange, LakeTable};
 use super::{app_id, storage_options, table_uri, LakeError, ResumeMarker};
 use crate::checkpoint::Checkpoint;
@@ -10,6 +11,9 @@ use crate::event::{ChangeEvent, Op, SourceMessage, TableId, Value};
 use crate::pipeline::{PipelineError, Sink};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+/// Transient commit failures are retried with backoff this many times before the pipeline stops.
+const MAX_COMMIT_RETRIES: u32 = 8;
 
 #[derive(Default)]
 struct TableBatch {
@@ -25,6 +29,7 @@ pub struct LakeSink {
     connector: String,
     storage: HashMap<String, String>,
     marker: ResumeMarker,
+    catalog: Option<GlueCatalog>,
     tables: HashMap<TableId, LakeTable>,
     /// Highest `_seq` each table already holds: replayed events at or below it are skipped.
     committed: HashMap<TableId, u64>,
@@ -51,9 +56,14 @@ pub struct FlushStats {
 }
 
 impl LakeSink {
-    pub fn new(cfg: &LakeConfig, connector: &str) -> Result<Self, LakeError> {
+    pub async fn new(cfg: &LakeConfig, connector: &str) -> Result<Self, LakeError> {
+        let catalog = match &cfg.glue {
+            Some(g) => Some(GlueCatalog::new(g).await),
+            None => None,
+        };
         Ok(LakeSink {
             marker: ResumeMarker::new(cfg, connector)?,
+            catalog,
             storage: storage_options(cfg),
             cfg: cfg.clone(),
             connector: connector.to_string(),
@@ -90,8 +100,32 @@ impl LakeSink {
             let seq = t.committed_seq().await?.unwrap_or(0);
             self.committed.insert(id.clone(), seq);
             self.tables.insert(id.clone(), t);
+            // registering on every start keeps Glue in step even if it was changed or lost meanwhile
+            self.register(&id).await?;
         }
         Ok(self.tables.get_mut(&id).expect("inserted above"))
+    }
+
+    async fn register(&self, id: &TableId) -> Result<(), LakeError> {
+        let (Some(catalog), Some(table)) = (&self.catalog, self.tables.get(id)) else {
+            return Ok(());
+        };
+        let (db, name) = id.0.split_once('.').unwrap_or(("", &id.0));
+        catalog
+            .register(
+                db,
+                name,
+                &table_uri(&self.cfg, db, name),
+                &table.all_columns()?,
+            )
+            .await
+    }
+
+    async fn evolve(&mut self, schema: &crate::event::TableSchema) -> Result<(), LakeError> {
+        if self.table(schema).await?.evolve(schema).await? {
+            self.register(&schema.id()).await?;
+        }
+        Ok(())
     }
 
     async fn accept(&mut self, ev: ChangeEvent) -> Result<(), LakeError> {
@@ -169,19 +203,40 @@ impl LakeSink {
         let mut merged = 0;
         let flush_tables = self.ready.len();
         for (id, batch) in std::mem::take(&mut self.ready) {
-            let table = self.tables.get_mut(&id).expect("opened on first event");
-            if let Some(seq) = batch.truncate_seq {
-                table
-                    .truncate(seq, checkpoint.as_ref(), flush_tables)
-                    .await?;
-            }
             let changes: Vec<KeyChange> = batch.changes.into_values().collect();
             if let Some(latest) = changes.iter().max_by_key(|c| c.schema.version) {
-                table.evolve(&latest.schema.clone()).await?;
+                self.evolve(&latest.schema.clone()).await?;
             }
-            merged += table
-                .merge(changes, batch.max_seq, checkpoint.as_ref(), flush_tables)
-                .await?;
+            let table = self.tables.get_mut(&id).expect("opened on first event");
+            let mut attempt = 0u32;
+            loop {
+                let result = async {
+                    if let Some(seq) = batch.truncate_seq {
+                        table
+                            .truncate(seq, checkpoint.as_ref(), flush_tables)
+                            .await?;
+                    }
+                    table
+                        .merge(&changes, batch.max_seq, checkpoint.as_ref(), flush_tables)
+                        .await
+                }
+                .await;
+                match result {
+                    Ok(n) => {
+                        merged += n;
+                        break;
+                    }
+                    // a retried commit is harmless: `_seq` guards every row and truncate is idempotent
+                    Err(e) if e.is_transient() && attempt < MAX_COMMIT_RETRIES => {
+                        let wait = crate::source::backoff(attempt, Duration::from_secs(30));
+                        tracing::warn!(table = %id, error = %e, retry_in_s = wait.as_secs(), "lake commit failed; retrying");
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                        table.reload().await?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             self.committed.insert(id, batch.max_seq);
         }
         if let (Some(cp), true) = (&checkpoint, self.marker_dirty) {
@@ -274,9 +329,9 @@ impl Sink for LakeSink {
         match msg {
             SourceMessage::Change(ev) => self.accept(ev).await?,
             SourceMessage::SchemaChange(sc) => {
-                // create or evolve now so that Glue and readers see the new columns even before rows arrive
+                // create or evolve now, so Glue and readers see new columns even before rows arrive
                 if !sc.schema.key.is_empty() {
-                    self.table(&sc.schema).await?.evolve(&sc.schema).await?;
+                    self.evolve(&sc.schema).await?;
                 }
             }
             SourceMessage::Checkpoint(cp) => {

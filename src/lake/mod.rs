@@ -6,6 +6,7 @@
 
 pub mod arrow;
 pub mod batch;
+pub mod glue;
 pub mod query;
 pub mod table;
 
@@ -21,6 +22,8 @@ pub enum LakeError {
     Delta(#[from] DeltaTableError),
     #[error("lake storage: {0}")]
     Storage(#[from] deltalake::ObjectStoreError),
+    #[error("catalog: {0}")]
+    Catalog(String),
     /// The table cannot go on without an operator; the message says why and how to fix it.
     #[error("{0}")]
     Definite(String),
@@ -37,7 +40,7 @@ impl LakeError {
                     | DeltaTableError::Io { .. }
                     | DeltaTableError::VersionAlreadyExists(_)
             ),
-            LakeError::Definite(_) => false,
+            LakeError::Catalog(_) | LakeError::Definite(_) => false,
         }
     }
 }
@@ -56,6 +59,8 @@ impl From<deltalake::datafusion::error::DataFusionError> for LakeError {
 
 /// Storage options for deltalake/object_store from the lake config (S3 endpoint override, region, …).
 pub fn storage_options(cfg: &LakeConfig) -> HashMap<String, String> {
+    static S3_HANDLERS: std::sync::Once = std::sync::Once::new();
+    S3_HANDLERS.call_once(|| deltalake::aws::register_handlers(None));
     let mut o = HashMap::new();
     if let Some(s3) = &cfg.s3 {
         if let Some(endpoint) = &s3.endpoint {
@@ -67,9 +72,7 @@ pub fn storage_options(cfg: &LakeConfig) -> HashMap<String, String> {
         if let Some(region) = &s3.region {
             o.insert("AWS_REGION".into(), region.clone());
         }
-        // S3 conditional PUT (If-None-Match) makes concurrent Delta commits safe without a lock table.
-        o.insert("conditional_put".into(), "etag".into());
-        o.insert("AWS_S3_ALLOW_UNSAFE_RENAME".into(), "true".into());
+        // Commits rely on S3 conditional PUT (If-None-Match), deltalake's default: no lock table needed.
     }
     o
 }

@@ -140,8 +140,9 @@ impl LakeTable {
         Ok(v.map(|v| v as u64))
     }
 
-    /// Adds columns the source gained; a column whose type changed incompatibly stops the table.
-    pub async fn evolve(&mut self, schema: &TableSchema) -> Result<(), LakeError> {
+    /// Adds columns the source gained (returns whether it did); a column whose type changed
+    /// incompatibly stops the table.
+    pub async fn evolve(&mut self, schema: &TableSchema) -> Result<bool, LakeError> {
         let mut new_fields = vec![];
         for c in &schema.columns {
             let ty = lake_type(c);
@@ -160,14 +161,31 @@ impl LakeTable {
             }
         }
         if new_fields.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         tracing::info!(table = %schema.id(), columns = ?new_fields.iter().map(|f| f.name().clone()).collect::<Vec<_>>(), "adding columns");
         let kernel: StructType = Arc::new(Schema::new(new_fields)).try_into_kernel()?;
         let fields: Vec<StructField> = kernel.fields().cloned().collect();
         let table = self.table.clone();
         self.table = table.add_columns().with_fields(fields).await?;
+        self.refresh_columns()?;
+        Ok(true)
+    }
+
+    /// Reloads the table state after a failed commit, before a retry.
+    pub async fn reload(&mut self) -> Result<(), LakeError> {
+        self.table.update_state().await?;
         self.refresh_columns()
+    }
+
+    /// Every column with its type, metadata columns included (what Glue and Athena see).
+    pub fn all_columns(&self) -> Result<Vec<(String, DataType)>, LakeError> {
+        let arrow = self.table.snapshot()?.snapshot().arrow_schema();
+        Ok(arrow
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect())
     }
 
     pub fn source_columns(&self) -> impl Iterator<Item = &str> {
@@ -243,7 +261,7 @@ impl LakeTable {
     /// deleted); `_seq` makes replays idempotent.
     pub async fn merge(
         &mut self,
-        changes: Vec<KeyChange>,
+        changes: &[KeyChange],
         last_seq: u64,
         checkpoint: Option<&Checkpoint>,
         flush_tables: usize,
@@ -252,7 +270,7 @@ impl LakeTable {
             return Ok(0);
         }
         let n = changes.len();
-        let batch = self.to_batch(&changes)?;
+        let batch = self.to_batch(changes)?;
         let ctx = SessionContext::new();
         let source = ctx
             .read_batch(batch)
