@@ -162,14 +162,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         rows
     });
-    let cp = Checkpoint {
+    let mut cp = Checkpoint {
         next_seq: 1,
         position: BinlogPosition::new("", 4),
         gtid: None,
         snapshot: Some(SnapshotProgress::default()),
     };
     let t0 = Instant::now();
-    run_snapshot(&cfg, &info, &tables, cp, &tx, &CancellationToken::new()).await?;
+    let ids: Vec<_> = tables.iter().map(|t| t.full.id()).collect();
+    run_snapshot(
+        &cfg,
+        &filter,
+        &info,
+        &ids,
+        &mut cp,
+        &tx,
+        &CancellationToken::new(),
+    )
+    .await?;
     drop(tx);
     let rows = counter.await?;
     let snap_secs = t0.elapsed().as_secs_f64();

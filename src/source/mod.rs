@@ -52,6 +52,8 @@ pub enum SourceError {
          set binlog_row_metadata=FULL so every row carries its own column names"
     )]
     SchemaUnknown { table: TableId },
+    #[error("a table changed during the snapshot ({0}); retrying the snapshot session")]
+    SnapshotRetry(String),
     #[error("configuration: {0}")]
     Config(String),
     #[error("preflight failed: {0}")]
@@ -67,6 +69,7 @@ impl SourceError {
     pub fn is_transient(&self) -> bool {
         match self {
             SourceError::Mysql(e) => mysql_is_transient(e),
+            SourceError::SnapshotRetry(_) => true,
             _ => false,
         }
     }

@@ -93,12 +93,33 @@ pub async fn run_source(
     };
     drop(conn);
 
-    if checkpoint.snapshot.as_ref().is_some_and(|s| !s.complete) {
-        match run_snapshot(src, &info, &tables, checkpoint, &tx, &cancel).await? {
-            Some(cp) => checkpoint = cp,
-            None => return Ok(()),
+    let ids: Vec<_> = tables.iter().map(|t| t.full.id()).collect();
+    let mut attempt = 0;
+    while checkpoint.snapshot.as_ref().is_some_and(|s| !s.complete) {
+        match run_snapshot(src, &filter, &info, &ids, &mut checkpoint, &tx, &cancel).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            // resumes after the last chunk handed downstream, in a new snapshot session
+            Err(e) if e.is_transient() && !cancel.is_cancelled() => {
+                let wait = super::backoff(
+                    attempt,
+                    std::time::Duration::from_secs(src.max_backoff_secs),
+                );
+                tracing::warn!(error = %e, retry_in_s = wait.as_secs(), "snapshot interrupted; retrying");
+                attempt += 1;
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => return Err(e),
         }
     }
+    // schemas may have changed while the snapshot ran
+    let mut conn = connect(src).await?;
+    let tables: Vec<CapturedTable> = load_tables(&mut conn, &filter, &src.keys, None)
+        .await?
+        .into_values()
+        .map(|s| CapturedTable::new(s, &filter))
+        .collect::<Result<_, _>>()?;
+    drop(conn);
 
     let opts = DecoderOptions {
         filter: filter.clone(),

@@ -5,12 +5,12 @@
 //! range was read at, so the stream emits exactly the changes the snapshot does not contain.
 
 use super::decode::from_snapshot;
-use super::schema::CapturedTable;
+use super::schema::{load_tables, CapturedTable};
 use super::{connect, Flavor, ServerInfo, SourceError};
 use crate::checkpoint::{Checkpoint, SnapshotProgress};
-use crate::config::SourceConfig;
+use crate::config::{SourceConfig, TableFilter};
 use crate::event::{
-    BinlogPosition, ChangeEvent, ColumnKind, EventSource, Op, SourceMessage, Value,
+    BinlogPosition, ChangeEvent, ColumnKind, EventSource, Op, SourceMessage, TableId, Value,
 };
 use mysql_async::prelude::*;
 use mysql_async::Conn;
@@ -184,15 +184,29 @@ fn after_key_params(key: &[Value]) -> Vec<mysql_async::Value> {
     params
 }
 
-/// Runs (or resumes) the snapshot. Returns the checkpoint to stream from, or `None` if cancelled.
+/// Errors that mean a table changed under the snapshot (ALTER/DROP between reading its definition and its
+/// rows): the session is retried with a fresh snapshot from the last checkpointed chunk.
+fn snapshot_error(e: mysql_async::Error) -> SourceError {
+    match &e {
+        // table definition changed, unknown column, table does not exist
+        mysql_async::Error::Server(s) if matches!(s.code, 1412 | 1054 | 1146) => {
+            SourceError::SnapshotRetry(s.message.clone())
+        }
+        _ => SourceError::Mysql(e),
+    }
+}
+
+/// Runs (or resumes) the snapshot, updating `checkpoint` as chunks are handed downstream. Returns false
+/// when cancelled before it finished.
 pub async fn run_snapshot(
     cfg: &SourceConfig,
+    filter: &TableFilter,
     info: &ServerInfo,
-    tables: &[CapturedTable],
-    mut checkpoint: Checkpoint,
+    tables: &[TableId],
+    checkpoint: &mut Checkpoint,
     tx: &Sender<SourceMessage>,
     cancel: &CancellationToken,
-) -> Result<Option<Checkpoint>, SourceError> {
+) -> Result<bool, SourceError> {
     let mut conn = connect(cfg).await?;
     let (position, gtid) = open_consistent_snapshot(&mut conn, info).await?;
     let progress = checkpoint
@@ -215,9 +229,38 @@ pub async fn run_snapshot(
         ts_ms,
         snapshot: true,
     };
+    let send = |msg: SourceMessage| async move {
+        tx.send(msg)
+            .await
+            .map_err(|_| SourceError::DownstreamClosed)
+    };
 
-    for table in tables {
-        let id = table.full.id();
+    for id in tables {
+        if checkpoint
+            .snapshot
+            .as_ref()
+            .is_some_and(|p| p.tables.get(id).is_some_and(|t| t.done))
+        {
+            continue;
+        }
+        // The definition as of now, read inside the snapshot transaction: an ALTER after this point makes
+        // the SELECT fail with "table definition changed" and the session is retried.
+        let Some(schema) = load_tables(&mut conn, filter, &cfg.keys, Some(id))
+            .await?
+            .remove(id)
+        else {
+            tracing::warn!(table = %id, "table is gone; nothing to snapshot");
+            checkpoint
+                .snapshot
+                .as_mut()
+                .unwrap()
+                .tables
+                .entry(id.clone())
+                .or_default()
+                .record_chunk(None, &position);
+            continue;
+        };
+        let table = CapturedTable::new(schema, filter)?;
         let chunk = cfg.snapshot.chunk_size as usize;
         let key_cols: Vec<String> = table
             .full
@@ -242,16 +285,15 @@ pub async fn run_snapshot(
             after_key_predicate(&key_cols)
         );
 
-        let progress = checkpoint
+        let tp = checkpoint
             .snapshot
             .as_mut()
-            .expect("snapshot progress present");
-        let tp = progress.tables.entry(id.clone()).or_default();
-        if tp.done {
-            continue;
-        }
+            .unwrap()
+            .tables
+            .entry(id.clone())
+            .or_default();
         let resumed_elsewhere = tp.segments.last().is_some_and(|s| s.position != position);
-        if resumed_elsewhere && !key_orderable(table) {
+        if resumed_elsewhere && !key_orderable(&table) {
             // Rows read in the earlier session cannot be told apart from ours by key order here: start this
             // table over, and tell consumers to drop what they have of it.
             tracing::warn!(table = %id, "restarting this table's snapshot: its key order is collation-dependent");
@@ -265,28 +307,28 @@ pub async fn run_snapshot(
                 seq: checkpoint.next_seq,
                 tx_order: 0,
             };
+            send(SourceMessage::Change(ev)).await?;
             checkpoint.next_seq += 1;
-            tx.send(SourceMessage::Change(ev))
-                .await
-                .map_err(|_| SourceError::DownstreamClosed)?;
         }
-        let first_stmt = conn.prep(&first_sql).await?;
-        let next_stmt = conn.prep(&next_sql).await?;
+        let first_stmt = conn.prep(&first_sql).await.map_err(snapshot_error)?;
+        let next_stmt = conn.prep(&next_sql).await.map_err(snapshot_error)?;
         loop {
             if cancel.is_cancelled() {
                 conn.query_drop("ROLLBACK").await.ok();
-                return Ok(None);
+                return Ok(false);
             }
-            let resume = checkpoint.snapshot.as_ref().unwrap().tables[&id]
+            let resume = checkpoint.snapshot.as_ref().unwrap().tables[id]
                 .resume_key()
                 .cloned();
             let rows: Vec<mysql_async::Row> = match &resume {
-                None => conn.exec(&first_stmt, ()).await?,
-                Some(key) => conn.exec(&next_stmt, after_key_params(key)).await?,
-            };
+                None => conn.exec(&first_stmt, ()).await,
+                Some(key) => conn.exec(&next_stmt, after_key_params(key)).await,
+            }
+            .map_err(snapshot_error)?;
             let n = rows.len();
             let mut last_key = None;
             let mut batch = Vec::with_capacity(n);
+            let mut seq = checkpoint.next_seq;
             for (i, row) in rows.into_iter().enumerate() {
                 let values = row.unwrap();
                 let mut full_row = Vec::with_capacity(values.len());
@@ -306,29 +348,26 @@ pub async fn run_snapshot(
                     before: None,
                     after: Some(after),
                     source: source.clone(),
-                    seq: checkpoint.next_seq,
+                    seq,
                     tx_order: 0,
                 });
-                checkpoint.next_seq += 1;
+                seq += 1;
             }
             for ev in batch {
-                tx.send(SourceMessage::Change(ev))
-                    .await
-                    .map_err(|_| SourceError::DownstreamClosed)?;
+                send(SourceMessage::Change(ev)).await?;
             }
+            checkpoint.next_seq = seq;
             let upper = if n < chunk { None } else { last_key };
             let finished = upper.is_none();
-            let tp = checkpoint
+            checkpoint
                 .snapshot
                 .as_mut()
                 .unwrap()
                 .tables
-                .get_mut(&id)
-                .unwrap();
-            tp.record_chunk(upper, &position);
-            tx.send(SourceMessage::Checkpoint(checkpoint.clone()))
-                .await
-                .map_err(|_| SourceError::DownstreamClosed)?;
+                .get_mut(id)
+                .unwrap()
+                .record_chunk(upper, &position);
+            send(SourceMessage::Checkpoint(checkpoint.clone())).await?;
             if finished {
                 tracing::info!(table = %id, "table snapshot complete");
                 break;
@@ -337,10 +376,8 @@ pub async fn run_snapshot(
     }
     conn.query_drop("COMMIT").await?;
     checkpoint.snapshot.as_mut().unwrap().complete = true;
-    tx.send(SourceMessage::Checkpoint(checkpoint.clone()))
-        .await
-        .map_err(|_| SourceError::DownstreamClosed)?;
-    Ok(Some(checkpoint))
+    send(SourceMessage::Checkpoint(checkpoint.clone())).await?;
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -295,3 +295,24 @@ pub fn assert_same_state(got: &State, want: &State, what: &str) {
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_binlake")
 }
+
+/// Waits until the source has finished its snapshot and streams the binlog, so that later writes arrive
+/// as binlog changes rather than snapshot reads.
+pub async fn wait_streaming(messages: &Messages, secs: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let streaming = messages.lock().unwrap().iter().any(|m| {
+            matches!(m, SourceMessage::Checkpoint(cp) if cp.snapshot.as_ref().is_none_or(|s| s.complete))
+        });
+        if streaming {
+            // the stream connects right after the snapshot's last checkpoint
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "source did not start streaming within {secs}s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

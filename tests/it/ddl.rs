@@ -11,7 +11,7 @@ async fn alter_table_mid_stream_never_misassigns_columns() {
     db.exec("CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(10))")
         .await;
     let (messages, cancel, handle) = start(db.config(""), |_| false);
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    wait_streaming(&messages, 90).await;
     let steps = [
         "INSERT INTO t VALUES (1, 10, 'one')",
         "ALTER TABLE t ADD COLUMN c DOUBLE AFTER id",
@@ -27,8 +27,11 @@ async fn alter_table_mid_stream_never_misassigns_columns() {
     for sql in steps {
         db.exec(sql).await;
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     while changes(&messages.lock().unwrap()).len() < 6 {
+        if handle.is_finished() {
+            panic!("pipeline stopped: {:?}", handle.await.unwrap());
+        }
         assert!(
             std::time::Instant::now() < deadline,
             "events did not arrive"

@@ -3,7 +3,7 @@
 //! through binlake (DataFusion) and through DuckDB's delta extension.
 
 use crate::common::*;
-use crate::snapshot_stream::{create_quotes, sentinel, writer};
+use crate::snapshot_stream::{catch_up, create_quotes, writer};
 use binlake::config::Config;
 use binlake::lake::{arrow::build_column, batch::LakeSink, query};
 use binlake::pipeline;
@@ -30,6 +30,25 @@ pub fn start_lake(
         pipeline::run(&config, &mut sink, c).await
     });
     (cancel, handle)
+}
+
+/// True when `SELECT count(*) … WHERE cond` over the lake returns 1.
+pub async fn lake_has(config: &Config, table: &str, cond: &str) -> bool {
+    let Ok(df) = query::sql(
+        &config.lake,
+        &format!("SELECT count(*) AS n FROM {table} WHERE {cond}"),
+    )
+    .await
+    else {
+        return false;
+    };
+    let Ok(batches) = df.collect().await else {
+        return false;
+    };
+    batches
+        .first()
+        .map(|b| array_value_to_string(b.column(0), 0).unwrap())
+        == Some("1".into())
 }
 
 /// Waits until `SELECT count(*) … WHERE cond` over the lake returns 1.
@@ -173,6 +192,52 @@ pub async fn assert_lake_equals_source(config: &Config, db: &str, table: &str) {
         rows_as_text(&actual),
         rows_as_text(std::slice::from_ref(&expected)),
     );
+    if got.len() != want.len() {
+        // show which keys differ, with their lake bookkeeping, before failing
+        let first_key = &fields[0];
+        let lake_keys = query::sql(
+            &config.lake,
+            &format!(
+                "SELECT CAST(\"{}\" AS VARCHAR) AS k, _op, _seq FROM {db}.{table}",
+                first_key.name()
+            ),
+        )
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+        let mysql_keys: std::collections::HashSet<String> = {
+            let mut c = admin().await;
+            let v: Vec<String> = c
+                .query(format!(
+                    "SELECT CAST(`{}` AS CHAR) FROM `{db}`.`{table}`",
+                    first_key.name()
+                ))
+                .await
+                .unwrap();
+            v.into_iter().collect()
+        };
+        let mut extra = vec![];
+        for b in &lake_keys {
+            for r in 0..b.num_rows() {
+                let k = array_value_to_string(b.column(0), r).unwrap();
+                if !mysql_keys.contains(&k) {
+                    extra.push(format!(
+                        "{k}:{}:{}",
+                        array_value_to_string(b.column(1), r).unwrap(),
+                        array_value_to_string(b.column(2), r).unwrap()
+                    ));
+                }
+            }
+        }
+        extra.sort();
+        eprintln!(
+            "{} keys only in Delta, e.g. {:?}",
+            extra.len(),
+            &extra[..extra.len().min(40)]
+        );
+    }
     assert_eq!(
         got.len(),
         want.len(),
@@ -267,13 +332,11 @@ async fn lake_equals_source_after_mixed_workload() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);
     w.await.unwrap();
-    let id = sentinel(&db).await;
-    wait_for_lake(
-        &config,
-        &format!("{}.quotes", db.name),
-        &format!("id = {id}"),
-        60,
-    )
+    let quotes = format!("{}.quotes", db.name);
+    catch_up(&db, 60, |id, qty| {
+        let (config, quotes) = (config.clone(), quotes.clone());
+        async move { lake_has(&config, &quotes, &format!("id = {id} AND qty = {qty}")).await }
+    })
     .await;
     cancel.cancel();
     handle.await.unwrap().unwrap();
@@ -330,14 +393,12 @@ async fn lake_survives_sigkill_at_random_moments() {
     }
     stop.store(true, Ordering::Relaxed);
     w.await.unwrap();
-    let id = sentinel(&db).await;
     let mut child = spawn();
-    wait_for_lake(
-        &config,
-        &format!("{}.quotes", db.name),
-        &format!("id = {id}"),
-        90,
-    )
+    let quotes = format!("{}.quotes", db.name);
+    catch_up(&db, 90, |id, qty| {
+        let (config, quotes) = (config.clone(), quotes.clone());
+        async move { lake_has(&config, &quotes, &format!("id = {id} AND qty = {qty}")).await }
+    })
     .await;
     std::process::Command::new("kill")
         .arg("-TERM")
@@ -424,4 +485,28 @@ async fn s3_lake_on_moto_with_glue_registration() {
             "Glue column {want:?} missing from {cols:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_table_during_the_snapshot_is_retried_and_lands_in_the_lake() {
+    let db = TestDb::new("lakeddlsnap").await;
+    create_quotes(&db, 30_000).await;
+    let config = db.config("[source.snapshot]\nchunk_size = 500");
+    let (cancel, handle) = start_lake(config.clone());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    db.exec("ALTER TABLE quotes ADD COLUMN note VARCHAR(10) DEFAULT NULL")
+        .await;
+    db.exec("UPDATE quotes SET note = 'n' WHERE id % 1000 = 0")
+        .await;
+    db.exec("ALTER TABLE quotes DROP COLUMN note").await;
+    db.exec("DELETE FROM quotes WHERE id % 997 = 0").await;
+    let quotes = format!("{}.quotes", db.name);
+    catch_up(&db, 90, |id, qty| {
+        let (config, quotes) = (config.clone(), quotes.clone());
+        async move { lake_has(&config, &quotes, &format!("id = {id} AND qty = {qty}")).await }
+    })
+    .await;
+    cancel.cancel();
+    handle.await.unwrap().unwrap();
+    assert_lake_equals_source(&config, &db.name, "quotes").await;
 }

@@ -2,7 +2,7 @@
 //! multi-statement transaction); binlake reconnects with backoff and continues with no gap and no duplicate.
 
 use crate::common::*;
-use crate::snapshot_stream::{assert_contiguous, create_quotes, has_row, sentinel};
+use crate::snapshot_stream::{assert_contiguous, catch_up, create_quotes, has_row_with};
 use mysql_async::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -72,7 +72,7 @@ async fn killed_replication_connection_reconnects_and_continues_exactly() {
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(1200)).await;
         // wait for the (re)connected replication session, then kill it
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
         let ids = loop {
             let ids: Vec<u64> = admin_conn
                 .query(format!(
@@ -98,15 +98,12 @@ async fn killed_replication_connection_reconnects_and_continues_exactly() {
     }
     stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
-    let id = sentinel(&db).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !has_row(&messages.lock().unwrap(), id) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "stream did not recover"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let m = messages.clone();
+    catch_up(&db, 60, |id, qty| {
+        let m = m.clone();
+        async move { has_row_with(&m.lock().unwrap(), id, qty) }
+    })
+    .await;
     cancel.cancel();
     handle.await.unwrap().unwrap();
     for host in ["127.0.0.1", "localhost"] {
@@ -139,12 +136,12 @@ async fn table_and_column_filters_apply_to_snapshot_and_stream() {
         db.name
     );
     let (messages, cancel, handle) = start(db.config(&extra), |_| false);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    wait_streaming(&messages, 90).await;
     db.exec("INSERT INTO keep_me VALUES (2, 'pw2', 20)").await;
     db.exec("INSERT INTO skip_me VALUES (2)").await;
     db.exec("UPDATE keep_me SET secret = 'x', v = 11 WHERE id = 1")
         .await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
     while changes(&messages.lock().unwrap()).len() < 3 {
         assert!(
             std::time::Instant::now() < deadline,

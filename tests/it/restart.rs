@@ -2,7 +2,7 @@
 //! uncommitted tail (events the next run replays with the same `_seq`), the event stream continues exactly.
 
 use crate::common::*;
-use crate::snapshot_stream::{assert_contiguous, create_quotes, sentinel, writer};
+use crate::snapshot_stream::{assert_contiguous, catch_up, create_quotes, writer};
 use binlake::event::{ChangeEvent, ColumnKind, ColumnSchema, Op, TableSchema, Value};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -122,20 +122,18 @@ async fn kill_restart_cycle(prefix: &str, initial_rows: u64, chunk: u32, kill_af
     }
     stop.store(true, Ordering::Relaxed);
     w.await.unwrap();
-    let id = sentinel(&db).await;
     let out = db.dir.path().join("final.jsonl");
     let mut child = spawn(&config, &out);
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    while !lines(&out)
-        .iter()
-        .any(|l| l["after"]["id"].as_u64() == Some(id))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "final run did not catch up"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let o = out.clone();
+    catch_up(&db, 90, |id, qty| {
+        let o = o.clone();
+        async move {
+            lines(&o).iter().any(|l| {
+                l["after"]["id"].as_u64() == Some(id) && l["after"]["qty"].as_i64() == Some(qty)
+            })
+        }
+    })
+    .await;
     unsafe { libc_kill(child.id() as i32, 15) }; // SIGTERM: drain and save
     let status = child.wait().unwrap();
     assert!(status.success(), "graceful stop exits 0, got {status}");

@@ -65,11 +65,39 @@ pub async fn sentinel(db: &TestDb) -> u64 {
     id
 }
 
-pub fn has_row(messages: &[SourceMessage], id: u64) -> bool {
+/// Proves downstream has caught up with MariaDB: inserts a sentinel row, waits until it is visible, then
+/// sets its qty to -1 and waits for that too. A restarted run may read the row in a snapshot while its
+/// stream still lags; the update is later than any such snapshot, so it can only arrive through the stream,
+/// after everything before it.
+pub async fn catch_up<F, Fut>(db: &TestDb, secs: u64, visible: F)
+where
+    F: Fn(u64, i64) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let id = sentinel(db).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    for qty in [0, -1] {
+        if qty == -1 {
+            db.exec(&format!("UPDATE quotes SET qty = -1 WHERE id = {id}"))
+                .await;
+        }
+        while !visible(id, qty).await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "downstream did not catch up within {secs}s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// True when an event carries row `id` with this `qty` (quotes: id, symbol, bid, qty).
+pub fn has_row_with(messages: &[SourceMessage], id: u64, qty: i64) -> bool {
     changes(messages).iter().any(|c| {
-        c.after
-            .as_ref()
-            .is_some_and(|a| a.first() == Some(&binlake::event::Value::UInt(id)))
+        c.after.as_ref().is_some_and(|a| {
+            a.first() == Some(&binlake::event::Value::UInt(id))
+                && a.get(3) == Some(&binlake::event::Value::Int(qty))
+        })
     })
 }
 
@@ -94,15 +122,12 @@ async fn snapshot_then_stream_under_concurrent_writes_has_no_gap_or_duplicate() 
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     stop.store(true, Ordering::Relaxed);
     let statements = w.await.unwrap();
-    let id = sentinel(&db).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !has_row(&messages.lock().unwrap(), id) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "stream did not catch up"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let m = messages.clone();
+    catch_up(&db, 60, |id, qty| {
+        let m = m.clone();
+        async move { has_row_with(&m.lock().unwrap(), id, qty) }
+    })
+    .await;
     cancel.cancel();
     handle.await.unwrap().unwrap();
 

@@ -69,7 +69,7 @@ async fn type_matrix_stream_and_snapshot_equal_select() {
     // 21 inserted rows, and every statement in CHANGES touches exactly one row.
     let expected_changes = 21 + CHANGES.len();
     let (messages, cancel, handle) = start(config, move |m| changes(m).len() >= expected_changes);
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    wait_streaming(&messages, 90).await;
     let mut conn = admin().await;
     conn.query_drop(format!("USE `{}`", db.name)).await.unwrap();
     conn.query_drop("SET SESSION sql_mode = ''").await.unwrap();
@@ -78,7 +78,7 @@ async fn type_matrix_stream_and_snapshot_equal_select() {
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
-    tokio::time::timeout(std::time::Duration::from_secs(30), handle)
+    tokio::time::timeout(std::time::Duration::from_secs(90), handle)
         .await
         .expect("stream caught up")
         .unwrap()
