@@ -39,6 +39,28 @@ pub struct Config {
     pub state: StateConfig,
     #[serde(default)]
     pub lake: LakeConfig,
+    #[serde(default)]
+    pub observe: ObserveConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObserveConfig {
+    /// Address for `/metrics`, `/healthz` and `/readyz` (default `127.0.0.1:9464`; `""` turns it off).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for ObserveConfig {
+    fn default() -> Self {
+        ObserveConfig {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9464".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -331,6 +353,14 @@ impl Config {
         }
         if s.snapshot.chunk_size == 0 {
             return Err(invalid("source.snapshot.chunk_size", "must be at least 1"));
+        }
+        if !self.observe.listen.is_empty()
+            && self.observe.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                "observe.listen",
+                "use host:port, e.g. 0.0.0.0:9464, or \"\" to turn it off",
+            ));
         }
         let lake = &self.lake;
         if lake.root.is_empty() {

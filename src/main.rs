@@ -74,6 +74,9 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run { config, sink } => {
             let config = Config::load(&config)?;
+            if !config.observe.listen.is_empty() {
+                binlake::observe::serve(&config.observe.listen).await?;
+            }
             let cancel = CancellationToken::new();
             pipeline::cancel_on_signals(cancel.clone());
             match sink {

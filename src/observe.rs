@@ -1,4 +1,16 @@
-//! Observability: tracing setup. Logs go to stderr so stdout stays the data stream.
+//! Observability: tracing setup (logs on stderr, stdout stays the data stream), the metrics (names defined
+//! here only) and the HTTP endpoint serving `/metrics`, `/healthz` and `/readyz`.
+
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::LazyLock;
+
+/// delta-kernel logs expected conditions (a table that does not exist yet) as errors; binlake reports
+/// the errors it gets back itself.
+const DEFAULT_FILTER: &str =
+    "warn,binlake=info,buoyant_kernel=off,delta_kernel=off,deltalake_core=error";
 
 /// `BINLAKE_LOG` (or `RUST_LOG`) sets the filter, default `DEFAULT_FILTER`; `BINLAKE_LOG_FORMAT=json` for JSON logs.
 pub fn init_tracing() {
@@ -15,7 +27,125 @@ pub fn init_tracing() {
     }
 }
 
-/// delta-kernel logs expected conditions (a table that does not exist yet) as errors; binlake reports
-/// the errors it gets back itself.
-const DEFAULT_FILTER: &str =
-    "warn,binlake=info,buoyant_kernel=off,delta_kernel=off,deltalake_core=error";
+pub struct Metrics {
+    pub registry: Registry,
+    /// Change events received from the source, by table and op (c/u/d/r/t).
+    pub events: IntCounterVec,
+    /// Rows merged into Delta, by table.
+    pub rows_merged: IntCounterVec,
+    /// Rows per MERGE batch, by table.
+    pub batch_rows: HistogramVec,
+    /// Seconds per Delta commit (MERGE or truncate), by table.
+    pub commit_seconds: HistogramVec,
+    /// Milliseconds between the source commit of the newest change in the last batch and its Delta commit.
+    pub lag_ms: IntGaugeVec,
+    /// Binlog offset of the last checkpoint made durable.
+    pub checkpoint_pos: IntGauge,
+}
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let registry = Registry::new();
+    let events = IntCounterVec::new(
+        Opts::new("binlake_events_total", "change events from the source"),
+        &["table", "op"],
+    )
+    .unwrap();
+    let rows_merged = IntCounterVec::new(
+        Opts::new("binlake_lake_rows_merged_total", "rows merged into Delta"),
+        &["table"],
+    )
+    .unwrap();
+    let batch_rows = HistogramVec::new(
+        HistogramOpts::new("binlake_lake_batch_rows", "rows per MERGE batch")
+            .buckets(prometheus::exponential_buckets(10.0, 4.0, 9).unwrap()),
+        &["table"],
+    )
+    .unwrap();
+    let commit_seconds = HistogramVec::new(
+        HistogramOpts::new("binlake_lake_commit_seconds", "seconds per Delta commit")
+            .buckets(prometheus::exponential_buckets(0.01, 2.0, 12).unwrap()),
+        &["table"],
+    )
+    .unwrap();
+    let lag_ms = IntGaugeVec::new(
+        Opts::new(
+            "binlake_lag_ms",
+            "source commit to Delta commit, newest change of the last batch",
+        ),
+        &["table"],
+    )
+    .unwrap();
+    let checkpoint_pos = IntGauge::new(
+        "binlake_checkpoint_binlog_pos",
+        "binlog offset of the last durable checkpoint",
+    )
+    .unwrap();
+    for c in [
+        Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(rows_merged.clone()),
+        Box::new(batch_rows.clone()),
+        Box::new(commit_seconds.clone()),
+        Box::new(lag_ms.clone()),
+        Box::new(checkpoint_pos.clone()),
+    ] {
+        registry.register(c).unwrap();
+    }
+    Metrics {
+        registry,
+        events,
+        rows_merged,
+        batch_rows,
+        commit_seconds,
+        lag_ms,
+        checkpoint_pos,
+    }
+});
+
+/// Readiness: set once the source passed preflight and delivers; health: cleared when the pipeline fails.
+pub static READY: AtomicBool = AtomicBool::new(false);
+pub static HEALTHY: AtomicBool = AtomicBool::new(true);
+
+pub fn render_metrics() -> String {
+    TextEncoder::new()
+        .encode_to_string(&METRICS.registry.gather())
+        .unwrap_or_default()
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `listen` until the process ends.
+pub async fn serve(listen: &str) -> std::io::Result<std::net::SocketAddr> {
+    use axum::{http::StatusCode, routing::get, Router};
+    let app = Router::new()
+        .route("/metrics", get(|| async { render_metrics() }))
+        .route(
+            "/healthz",
+            get(|| async {
+                if HEALTHY.load(Ordering::Relaxed) {
+                    (StatusCode::OK, "ok")
+                } else {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "pipeline failed; see the logs",
+                    )
+                }
+            }),
+        )
+        .route(
+            "/readyz",
+            get(|| async {
+                if READY.load(Ordering::Relaxed) && HEALTHY.load(Ordering::Relaxed) {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "starting")
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics endpoint stopped");
+        }
+    });
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+    Ok(addr)
+}

@@ -156,13 +156,17 @@ pub async fn run(
     let result = loop {
         tokio::select! {
             msg = rx.recv() => match msg {
-                Some(msg) => if let Err(e) = sink.send(msg).await { break Err(e) },
+                Some(msg) => {
+                    record(&msg);
+                    if let Err(e) = sink.send(msg).await { break Err(e) }
+                }
                 None => break Ok(()),
             },
             _ = tick.tick() => if let Err(e) = sink.tick().await { break Err(e) },
         }
     };
     if result.is_err() {
+        crate::observe::HEALTHY.store(false, std::sync::atomic::Ordering::Relaxed);
         // The sink failed: stop the source; the last durable checkpoint stays as it is.
         cancel.cancel();
         let _ = source.await;
@@ -170,8 +174,25 @@ pub async fn run(
     }
     sink.finish().await?;
     match source.await {
-        Ok(r) => r.map_err(PipelineError::from),
+        Ok(r) => r
+            .inspect_err(|_| {
+                crate::observe::HEALTHY.store(false, std::sync::atomic::Ordering::Relaxed)
+            })
+            .map_err(PipelineError::from),
         Err(e) => Err(PipelineError::Sink(format!("source task failed: {e}"))),
+    }
+}
+
+fn record(msg: &SourceMessage) {
+    use crate::observe::{METRICS, READY};
+    READY.store(true, std::sync::atomic::Ordering::Relaxed);
+    match msg {
+        SourceMessage::Change(ev) => METRICS
+            .events
+            .with_label_values(&[ev.schema.id().0.as_str(), ev.op.code()])
+            .inc(),
+        SourceMessage::Checkpoint(cp) => METRICS.checkpoint_pos.set(cp.position.pos as i64),
+        SourceMessage::SchemaChange(_) => {}
     }
 }
 

@@ -208,6 +208,8 @@ impl LakeSink {
                 self.evolve(&latest.schema.clone()).await?;
             }
             let table = self.tables.get_mut(&id).expect("opened on first event");
+            let newest_ts = changes.iter().map(|c| c.source_ts_ms).max();
+            let commit_started = Instant::now();
             let mut attempt = 0u32;
             loop {
                 let result = async {
@@ -236,6 +238,21 @@ impl LakeSink {
                     }
                     Err(e) => return Err(e),
                 }
+            }
+            let m = &crate::observe::METRICS;
+            m.commit_seconds
+                .with_label_values(&[id.0.as_str()])
+                .observe(commit_started.elapsed().as_secs_f64());
+            m.batch_rows
+                .with_label_values(&[id.0.as_str()])
+                .observe(changes.len() as f64);
+            m.rows_merged
+                .with_label_values(&[id.0.as_str()])
+                .inc_by(changes.len() as u64);
+            if let Some(ts) = newest_ts {
+                m.lag_ms
+                    .with_label_values(&[id.0.as_str()])
+                    .set(crate::pipeline::now_ms() - ts);
             }
             self.committed.insert(id, batch.max_seq);
         }

@@ -510,3 +510,92 @@ async fn alter_table_during_the_snapshot_is_retried_and_lands_in_the_lake() {
     handle.await.unwrap().unwrap();
     assert_lake_equals_source(&config, &db.name, "quotes").await;
 }
+
+async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    Some((
+        status,
+        buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_health_and_sigterm_drain() {
+    let db = TestDb::new("lakeobs").await;
+    create_quotes(&db, 100).await;
+    let port = 20_000 + rand::random::<u16>() % 40_000;
+    let path = db.dir.path().join("obs.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{}[observe]\nlisten = \"127.0.0.1:{port}\"\n",
+            db.config_text("")
+        ),
+    )
+    .unwrap();
+    let config = Config::load(&path).unwrap();
+    let mut child = std::process::Command::new(binary())
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("BINLAKE_LOG", "error")
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while http_get(port, "/readyz").await.map(|r| r.0) != Some(200) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/readyz never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(http_get(port, "/healthz").await.unwrap().0, 200);
+    let quotes = format!("{}.quotes", db.name);
+    catch_up(&db, 60, |id, qty| {
+        let (config, quotes) = (config.clone(), quotes.clone());
+        async move { lake_has(&config, &quotes, &format!("id = {id} AND qty = {qty}")).await }
+    })
+    .await;
+    let (status, body) = http_get(port, "/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    for metric in [
+        format!("binlake_events_total{{op=\"r\",table=\"{quotes}\"}} 100"),
+        format!("binlake_lake_rows_merged_total{{table=\"{quotes}\"}}"),
+        format!("binlake_lag_ms{{table=\"{quotes}\"}}"),
+        "binlake_lake_commit_seconds_bucket".to_string(),
+    ] {
+        assert!(body.contains(&metric), "missing {metric} in\n{body}");
+    }
+
+    // SIGTERM right after a burst of writes: binlake drains, commits and exits cleanly within 25 s.
+    for i in 0..50 {
+        db.exec(&format!(
+            "INSERT INTO quotes VALUES ({}, 'T', 1.00, {i})",
+            10_000 + i
+        ))
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopped = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful stop exits 0, got {status}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(25),
+        "drain took {:?}",
+        stopped.elapsed()
+    );
+    assert_lake_equals_source(&config, &db.name, "quotes").await;
+}
