@@ -1,5 +1,7 @@
-//! `binlake bench`: loads rows into MariaDB, then measures binlog decoding (events/s) and snapshot
-//! reading (rows/s) through the real source code paths. Figures, not assertions.
+//! Source benchmark: loads rows into MariaDB, then measures binlog decoding (events/s) and snapshot
+//! reading (rows/s) through the real source code paths.
+
+use super::BenchArgs;
 
 use crate::checkpoint::{Checkpoint, SnapshotProgress};
 use crate::config::{SnapshotConfig, SourceConfig, TableFilter};
@@ -15,24 +17,7 @@ use mysql_async::BinlogStreamRequest;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-#[derive(clap::Args, Debug)]
-pub struct BenchArgs {
-    /// Admin connection (creates the bench database): mysql://user:pass@host:port
-    #[arg(
-        long,
-        env = "BINLAKE_TEST_MYSQL_ADMIN_URL",
-        default_value = "mysql://root@127.0.0.1:3406"
-    )]
-    pub admin_url: String,
-    /// Rows to load.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub rows: u64,
-    /// Also render every event as a JSON envelope (to a discarding writer) to include serialization cost.
-    #[arg(long)]
-    pub with_json: bool,
-}
-
-fn source_config(url: &str) -> anyhow::Result<SourceConfig> {
+pub fn source_config(url: &str) -> anyhow::Result<SourceConfig> {
     let opts = mysql_async::Opts::from_url(url)?;
     let toml = format!(
         "host = {:?}\nport = {}\nuser = {:?}\npassword = {:?}\nserver_id = 5499\ninclude = [\"binlake_bench.*\"]\n",
@@ -49,7 +34,7 @@ fn source_config(url: &str) -> anyhow::Result<SourceConfig> {
     Ok(cfg)
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let cfg = source_config(&args.admin_url)?;
     let mut conn = connect(&cfg).await?;
     let info = ServerInfo::read(&mut conn).await?;
@@ -193,7 +178,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`).
-fn peak_rss_mib() -> u64 {
+pub fn peak_rss_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -1,0 +1,61 @@
+//! `binlake bench`: figures, not assertions. `--suite source` measures binlog decoding and snapshot reading;
+//! `--suite lake` measures MERGE throughput into a large Delta table and end-to-end latency (MySQL commit →
+//! row visible in Delta) at a steady change rate.
+
+pub mod lake;
+pub mod source;
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Admin connection (creates the bench database): mysql://user:pass@host:port
+    #[arg(
+        long,
+        env = "BINLAKE_TEST_MYSQL_ADMIN_URL",
+        default_value = "mysql://root@127.0.0.1:3406"
+    )]
+    pub admin_url: String,
+    /// Which benchmarks to run.
+    #[arg(long, value_enum, default_value = "source")]
+    pub suite: Suite,
+    /// Source suite: rows to load.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: u64,
+    /// Source suite: also render every event as a JSON envelope (to a discarding writer).
+    #[arg(long)]
+    pub with_json: bool,
+    /// Lake suite: rows in the target Delta table before the timed MERGEs.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub table_rows: u64,
+    /// Lake suite: rows per MERGE batch.
+    #[arg(long, default_value_t = 100_000)]
+    pub batch_rows: usize,
+    /// Lake suite: timed MERGE batches.
+    #[arg(long, default_value_t = 5)]
+    pub batches: usize,
+    /// Lake suite: steady change rate for the latency run (changes/s).
+    #[arg(long, default_value_t = 5_000)]
+    pub rate: u64,
+    /// Lake suite: seconds of steady writes for the latency run.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+    /// Lake suite: where the bench lake goes (a fresh temporary directory by default).
+    #[arg(long)]
+    pub lake_dir: Option<std::path::PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Suite {
+    Source,
+    Lake,
+    All,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if matches!(args.suite, Suite::Source | Suite::All) {
+        source::run(&args).await?;
+    }
+    if matches!(args.suite, Suite::Lake | Suite::All) {
+        lake::run(&args).await?;
+    }
+    Ok(())
+}
