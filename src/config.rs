@@ -84,6 +84,15 @@ pub struct LakeConfig {
     /// Write a Delta checkpoint every this many commits (default 10).
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u32,
+    /// Compact small files and vacuum old ones every this many seconds while running (default 3600; 0 = off).
+    #[serde(default = "default_maintain_interval")]
+    pub maintain_interval_secs: u64,
+    /// Target size of compacted files in MiB (default 128).
+    #[serde(default = "default_target_file_mb")]
+    pub target_file_mb: u64,
+    /// Vacuum keeps unreferenced files this many hours for readers of older versions (default 168).
+    #[serde(default = "default_vacuum_retention")]
+    pub vacuum_retention_hours: u64,
     /// S3 settings; credentials come from the AWS default chain (env, profile, ECS task role, IMDS).
     #[serde(default)]
     pub s3: Option<S3Config>,
@@ -120,6 +129,9 @@ impl Default for LakeConfig {
             flush_interval_ms: default_flush_interval(),
             soft_delete: false,
             checkpoint_every: default_checkpoint_every(),
+            maintain_interval_secs: default_maintain_interval(),
+            target_file_mb: default_target_file_mb(),
+            vacuum_retention_hours: default_vacuum_retention(),
             s3: None,
             glue: None,
         }
@@ -140,6 +152,15 @@ fn default_flush_interval() -> u64 {
 }
 fn default_checkpoint_every() -> u32 {
     10
+}
+fn default_maintain_interval() -> u64 {
+    3600
+}
+fn default_target_file_mb() -> u64 {
+    128
+}
+fn default_vacuum_retention() -> u64 {
+    168
 }
 
 #[derive(Clone, Deserialize)]

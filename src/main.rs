@@ -34,6 +34,14 @@ enum Command {
         config: PathBuf,
         sql: String,
     },
+    /// Compact small files and vacuum unreferenced ones in every lake table (also runs on a schedule).
+    Maintain {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Override lake.vacuum_retention_hours for this run.
+        #[arg(long)]
+        vacuum_retention_hours: Option<u64>,
+    },
     /// Verify the server and user can deliver a lossless change stream; non-zero exit when not.
     Check {
         #[arg(long, short)]
@@ -99,6 +107,18 @@ async fn main() -> anyhow::Result<()> {
                 .await?
                 .show()
                 .await?;
+        }
+        Command::Maintain {
+            config,
+            vacuum_retention_hours,
+        } => {
+            let mut config = Config::load(&config)?;
+            if let Some(h) = vacuum_retention_hours {
+                config.lake.vacuum_retention_hours = h;
+            }
+            for line in binlake::lake::query::maintain_all(&config.lake, &config.name).await? {
+                println!("{line}");
+            }
         }
         Command::Check { config } => {
             let config = Config::load(&config)?;

@@ -42,6 +42,7 @@ pub struct LakeSink {
     /// A checkpoint arrived that the marker does not hold yet.
     marker_dirty: bool,
     last_flush: Instant,
+    last_maintenance: Instant,
     first_buffered: Option<Instant>,
     pub stats: FlushStats,
 }
@@ -76,6 +77,7 @@ impl LakeSink {
             ready_checkpoint: None,
             marker_dirty: false,
             last_flush: Instant::now(),
+            last_maintenance: Instant::now(),
             first_buffered: None,
             stats: FlushStats::default(),
         })
@@ -366,6 +368,24 @@ impl Sink for LakeSink {
     async fn tick(&mut self) -> Result<(), PipelineError> {
         if self.due() {
             self.flush().await?;
+        }
+        let every = self.cfg.maintain_interval_secs;
+        if every > 0 && self.last_maintenance.elapsed() >= Duration::from_secs(every) {
+            self.last_maintenance = Instant::now();
+            for (id, table) in self.tables.iter_mut() {
+                // maintenance failures are not data loss: report and carry on streaming
+                match table
+                    .maintain(self.cfg.target_file_mb, self.cfg.vacuum_retention_hours)
+                    .await
+                {
+                    Ok(m) => {
+                        tracing::info!(table = %id, compacted = m.files_removed, into = m.files_added, vacuumed = m.files_vacuumed, "maintenance")
+                    }
+                    Err(e) => {
+                        tracing::warn!(table = %id, error = %e, "maintenance failed; will retry next interval")
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -60,3 +60,22 @@ pub async fn session(cfg: &LakeConfig) -> Result<SessionContext, LakeError> {
 pub async fn sql(cfg: &LakeConfig, query: &str) -> Result<DataFrame, LakeError> {
     Ok(session(cfg).await?.sql(query).await?)
 }
+
+/// `binlake maintain`: compacts and vacuums every table under the root; returns one line per table.
+pub async fn maintain_all(cfg: &LakeConfig, connector: &str) -> Result<Vec<String>, LakeError> {
+    let mut report = vec![];
+    for (db, table) in list_tables(cfg).await? {
+        let url = deltalake::ensure_table_uri(super::table_uri(cfg, &db, &table))?;
+        let t = deltalake::DeltaTable::try_from_url_with_storage_options(url, storage_options(cfg))
+            .await?;
+        let mut lt = super::table::LakeTable::wrap(t, cfg.soft_delete, super::app_id(connector))?;
+        let m = lt
+            .maintain(cfg.target_file_mb, cfg.vacuum_retention_hours)
+            .await?;
+        report.push(format!(
+            "{db}.{table}: compacted {} files into {}, vacuumed {} files",
+            m.files_removed, m.files_added, m.files_vacuumed
+        ));
+    }
+    Ok(report)
+}

@@ -33,6 +33,14 @@ pub struct KeyChange {
     pub source_ts_ms: i64,
 }
 
+/// What one maintenance run did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Maintenance {
+    pub files_removed: u64,
+    pub files_added: u64,
+    pub files_vacuumed: u64,
+}
+
 const META_LAST_SEQ: &str = "binlake.last_seq";
 const META_APP_ID: &str = "binlake.app_id";
 const META_FLUSH_TABLES: &str = "binlake.flush_tables";
@@ -255,6 +263,33 @@ impl LakeTable {
                 .and_then(|v| serde_json::from_value(v.clone()).ok()));
         }
         Ok(None)
+    }
+
+    /// Compacts small files into ~`target_mb` files, then removes files unreferenced for longer than
+    /// `retention_hours` (readers of older versions need them until then).
+    pub async fn maintain(
+        &mut self,
+        target_mb: u64,
+        retention_hours: u64,
+    ) -> Result<Maintenance, LakeError> {
+        let target = std::num::NonZeroU64::new(target_mb.max(1) << 20).expect("non-zero");
+        let (table, optimized) = self
+            .table
+            .clone()
+            .optimize()
+            .with_target_size(target)
+            .await?;
+        let (table, vacuumed) = table
+            .vacuum()
+            .with_retention_period(chrono::Duration::hours(retention_hours as i64))
+            .with_enforce_retention_duration(false)
+            .await?;
+        self.table = table;
+        Ok(Maintenance {
+            files_removed: optimized.num_files_removed,
+            files_added: optimized.num_files_added,
+            files_vacuumed: vacuumed.files_deleted.len() as u64,
+        })
     }
 
     /// Appends rows without matching (bulk loading an empty table, e.g. for benchmarks); callers guarantee

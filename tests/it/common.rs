@@ -236,8 +236,8 @@ pub fn replay(events: &[&ChangeEvent], table: &str) -> State {
     state
 }
 
-/// The table as SELECT returns it, converted with the snapshot decoder and keyed like `replay`.
-pub async fn select_state(db: &str, table: &str) -> State {
+/// The table's schema and rows as SELECT returns them, decoded with the snapshot decoder.
+pub async fn select_rows(db: &str, table: &str) -> (binlake::event::TableSchema, Vec<Vec<Value>>) {
     let mut conn = admin().await;
     let filter = binlake::config::TableFilter::from_patterns(&[format!("{db}.{table}")], &[], &[]);
     let schemas =
@@ -257,14 +257,25 @@ pub async fn select_state(db: &str, table: &str) -> State {
         )
         .await
         .unwrap();
+    let rows = rows
+        .into_iter()
+        .map(|r| {
+            schema
+                .columns
+                .iter()
+                .zip(r.unwrap())
+                .map(|(c, v)| binlake::source::decode::from_snapshot(c, v).unwrap())
+                .collect()
+        })
+        .collect();
+    (schema, rows)
+}
+
+/// The table as SELECT returns it, keyed like `replay`.
+pub async fn select_state(db: &str, table: &str) -> State {
+    let (schema, rows) = select_rows(db, table).await;
     let mut state = State::new();
-    for row in rows {
-        let values: Vec<Value> = schema
-            .columns
-            .iter()
-            .zip(row.unwrap())
-            .map(|(c, v)| binlake::source::decode::from_snapshot(c, v).unwrap())
-            .collect();
+    for values in rows {
         let key = format!("{:?}", schema.key_of(&values));
         state.insert(
             key,

@@ -32,6 +32,16 @@ pub fn start_lake(
     (cancel, handle)
 }
 
+/// `catch_up` observed through the lake's quotes table.
+pub async fn lake_catch_up(db: &TestDb, config: &Config, secs: u64) {
+    let quotes = format!("{}.quotes", db.name);
+    catch_up(db, secs, |id, qty| {
+        let (config, quotes) = (config.clone(), quotes.clone());
+        async move { lake_has(&config, &quotes, &format!("id = {id} AND qty = {qty}")).await }
+    })
+    .await;
+}
+
 /// True when `SELECT count(*) … WHERE cond` over the lake returns 1.
 pub async fn lake_has(config: &Config, table: &str, cond: &str) -> bool {
     let Ok(df) = query::sql(
@@ -104,36 +114,7 @@ fn rows_as_text(batches: &[RecordBatch]) -> Vec<String> {
 /// The MariaDB table as the lake should hold it: SELECT, decode, and map each value with the documented
 /// lake mapping onto the given Delta columns.
 async fn expected_batch(db: &str, table: &str, lake_fields: &[Field]) -> RecordBatch {
-    let mut conn = admin().await;
-    let filter = binlake::config::TableFilter::from_patterns(&[format!("{db}.{table}")], &[], &[]);
-    let schemas =
-        binlake::source::schema::load_tables(&mut conn, &filter, &Default::default(), None)
-            .await
-            .unwrap();
-    let schema = schemas.values().next().expect("table exists").clone();
-    let cols: Vec<String> = schema
-        .columns
-        .iter()
-        .map(|c| format!("`{}`", c.name))
-        .collect();
-    let rows: Vec<mysql_async::Row> = conn
-        .exec(
-            format!("SELECT {} FROM `{db}`.`{table}`", cols.join(",")),
-            (),
-        )
-        .await
-        .unwrap();
-    let rows: Vec<Vec<binlake::event::Value>> = rows
-        .into_iter()
-        .map(|r| {
-            schema
-                .columns
-                .iter()
-                .zip(r.unwrap())
-                .map(|(c, v)| binlake::source::decode::from_snapshot(c, v).unwrap())
-                .collect()
-        })
-        .collect();
+    let (schema, rows) = select_rows(db, table).await;
     let arrays: Vec<ArrayRef> = lake_fields
         .iter()
         .map(|f| {
@@ -332,12 +313,7 @@ async fn lake_equals_source_after_mixed_workload() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);
     w.await.unwrap();
-    let quotes = format!("{}.quotes", db.name);
-    catch_up(&db, 60, |id, qty| {
-        let (config, quotes) = (config.clone(), quotes.clone());
-        async move { lake_has(&config, &quotes, &format!("id = {id} AND qty = {qty}")).await }
-    })
-    .await;
+    lake_catch_up(&db, &config, 60).await;
     cancel.cancel();
     handle.await.unwrap().unwrap();
 
@@ -394,12 +370,7 @@ async fn lake_survives_sigkill_at_random_moments() {
     stop.store(true, Ordering::Relaxed);
     w.await.unwrap();
     let mut child = spawn();
-    let quotes = format!("{}.quotes", db.name);
-    catch_up(&db, 90, |id, qty| {
-        let (config, quotes) = (config.clone(), quotes.clone());
-        async move { lake_has(&config, &quotes, &format!("id = {id} AND qty = {qty}")).await }
-    })
-    .await;
+    lake_catch_up(&db, &config, 90).await;
     std::process::Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -500,12 +471,7 @@ async fn alter_table_during_the_snapshot_is_retried_and_lands_in_the_lake() {
         .await;
     db.exec("ALTER TABLE quotes DROP COLUMN note").await;
     db.exec("DELETE FROM quotes WHERE id % 997 = 0").await;
-    let quotes = format!("{}.quotes", db.name);
-    catch_up(&db, 90, |id, qty| {
-        let (config, quotes) = (config.clone(), quotes.clone());
-        async move { lake_has(&config, &quotes, &format!("id = {id} AND qty = {qty}")).await }
-    })
-    .await;
+    lake_catch_up(&db, &config, 90).await;
     cancel.cancel();
     handle.await.unwrap().unwrap();
     assert_lake_equals_source(&config, &db.name, "quotes").await;
@@ -559,11 +525,7 @@ async fn metrics_health_and_sigterm_drain() {
     }
     assert_eq!(http_get(port, "/healthz").await.unwrap().0, 200);
     let quotes = format!("{}.quotes", db.name);
-    catch_up(&db, 60, |id, qty| {
-        let (config, quotes) = (config.clone(), quotes.clone());
-        async move { lake_has(&config, &quotes, &format!("id = {id} AND qty = {qty}")).await }
-    })
-    .await;
+    lake_catch_up(&db, &config, 60).await;
     let (status, body) = http_get(port, "/metrics").await.unwrap();
     assert_eq!(status, 200);
     for metric in [
@@ -604,16 +566,65 @@ async fn metrics_health_and_sigterm_drain() {
         .env("BINLAKE_LOG", "error")
         .spawn()
         .unwrap();
-    catch_up(&db, 60, |id, qty| {
-        let (config, quotes) = (config.clone(), quotes.clone());
-        async move { lake_has(&config, &quotes, &format!("id = {id} AND qty = {qty}")).await }
-    })
-    .await;
+    lake_catch_up(&db, &config, 60).await;
     std::process::Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
         .status()
         .unwrap();
     assert!(child.wait().unwrap().success());
+    assert_lake_equals_source(&config, &db.name, "quotes").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintain_compacts_small_files_and_keeps_the_data() {
+    let db = TestDb::new("lakemaint").await;
+    create_quotes(&db, 100).await;
+    let config = db.config("");
+    let (cancel, handle) = start_lake(config.clone());
+    wait_for_lake(&config, &format!("{}.quotes", db.name), "id = 100", 60).await;
+    // one small commit per flush interval
+    for i in 0..6 {
+        db.exec(&format!(
+            "INSERT INTO quotes VALUES ({}, 'M', 1.00, {i})",
+            1000 + i
+        ))
+        .await;
+        db.exec(&format!(
+            "UPDATE quotes SET qty = qty + 1 WHERE id = {}",
+            1 + i
+        ))
+        .await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let quotes = format!("{}.quotes", db.name);
+    lake_catch_up(&db, &config, 60).await;
+    cancel.cancel();
+    handle.await.unwrap().unwrap();
+
+    let out = std::process::Command::new(binary())
+        .args(["maintain", "--vacuum-retention-hours", "0", "--config"])
+        .arg(db.config_file(""))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&quotes))
+        .expect("a report line for the table");
+    let n: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.trim_end_matches(",").parse().ok())
+        .collect();
+    assert!(
+        n[0] > 1 && n[1] == 1,
+        "small files compacted into one: {line}"
+    );
+    assert!(n[2] > 0, "unreferenced files vacuumed: {line}");
     assert_lake_equals_source(&config, &db.name, "quotes").await;
 }
