@@ -283,7 +283,7 @@ impl fmt::Display for TableId {
 /// Values of one row, aligned with the columns of its `TableSchema`.
 pub type Row = Vec<Value>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Op {
     #[serde(rename = "c")]
     Insert,

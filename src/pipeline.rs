@@ -4,11 +4,13 @@
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::config::Config;
-use crate::event::SourceMessage;
+use crate::event::{Op, SourceMessage, TableSchema};
 use crate::publish::envelope::{Envelope, SchemaChangeJson};
 use crate::source::runner::run_source;
 use crate::source::SourceError;
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -153,11 +155,12 @@ pub async fn run(
     let source =
         tokio::spawn(async move { run_source(&source_config, start, tx, source_cancel).await });
     let mut tick = tokio::time::interval(TICK);
+    let mut counters = EventCounters::default();
     let result = loop {
         tokio::select! {
             msg = rx.recv() => match msg {
                 Some(msg) => {
-                    record(&msg);
+                    counters.record(&msg);
                     if let Err(e) = sink.send(msg).await { break Err(e) }
                 }
                 None => break Ok(()),
@@ -183,16 +186,29 @@ pub async fn run(
     }
 }
 
-fn record(msg: &SourceMessage) {
-    use crate::observe::{METRICS, READY};
-    READY.store(true, std::sync::atomic::Ordering::Relaxed);
-    match msg {
-        SourceMessage::Change(ev) => METRICS
-            .events
-            .with_label_values(&[ev.schema.id().0.as_str(), ev.op.code()])
-            .inc(),
-        SourceMessage::Checkpoint(cp) => METRICS.checkpoint_pos.set(cp.position.pos as i64),
-        SourceMessage::SchemaChange(_) => {}
+/// Per-event metrics without per-event allocation: one counter handle per (schema version, op), the schema
+/// kept alive so its address cannot be reused by another table.
+#[derive(Default)]
+struct EventCounters(HashMap<(usize, Op), (Arc<TableSchema>, prometheus::IntCounter)>);
+
+impl EventCounters {
+    fn record(&mut self, msg: &SourceMessage) {
+        use crate::observe::{METRICS, READY};
+        READY.store(true, std::sync::atomic::Ordering::Relaxed);
+        match msg {
+            SourceMessage::Change(ev) => {
+                let key = (Arc::as_ptr(&ev.schema) as usize, ev.op);
+                let (_, counter) = self.0.entry(key).or_insert_with(|| {
+                    let c = METRICS
+                        .events
+                        .with_label_values(&[ev.schema.id().0.as_str(), ev.op.code()]);
+                    (ev.schema.clone(), c)
+                });
+                counter.inc();
+            }
+            SourceMessage::Checkpoint(cp) => METRICS.checkpoint_pos.set(cp.position.pos as i64),
+            SourceMessage::SchemaChange(_) => {}
+        }
     }
 }
 
