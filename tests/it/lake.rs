@@ -626,5 +626,23 @@ async fn maintain_compacts_small_files_and_keeps_the_data() {
         "small files compacted into one: {line}"
     );
     assert!(n[2] > 0, "unreferenced files vacuumed: {line}");
+    // Athena engine v3 compatibility: reader protocol ≤ 3 and no reader features it lacks
+    let log = config.lake.root.clone() + &format!("/{}/quotes/_delta_log", db.name);
+    for entry in std::fs::read_dir(&log).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let action: serde_json::Value = serde_json::from_str(line).unwrap();
+                if let Some(p) = action.get("protocol") {
+                    assert!(p["minReaderVersion"].as_u64().unwrap() <= 3, "{p}");
+                    assert!(
+                        p.get("readerFeatures")
+                            .is_none_or(|f| f.as_array().is_some_and(|a| a.is_empty())),
+                        "{p}"
+                    );
+                }
+            }
+        }
+    }
     assert_lake_equals_source(&config, &db.name, "quotes").await;
 }
