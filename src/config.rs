@@ -87,12 +87,20 @@ pub struct LakeConfig {
     /// Compact small files and vacuum old ones every this many seconds while running (default 3600; 0 = off).
     #[serde(default = "default_maintain_interval")]
     pub maintain_interval_secs: u64,
+    /// Size in MiB at which MERGE and append start a new file (default 16). Small files keep the rewrite
+    /// of a corrected row cheap (copy-on-write); set when a table is created.
+    #[serde(default = "default_write_file_mb")]
+    pub write_file_mb: u64,
     /// Target size of compacted files in MiB (default 128).
     #[serde(default = "default_target_file_mb")]
     pub target_file_mb: u64,
     /// Vacuum keeps unreferenced files this many hours for readers of older versions (default 168).
     #[serde(default = "default_vacuum_retention")]
     pub vacuum_retention_hours: u64,
+    /// Partitioning per table, `"db.table" = "day(column)"` (or `month(…)`, `year(…)`) over a DATE,
+    /// DATETIME or TIMESTAMP column; unpartitioned when absent. Fixed when the Delta table is created.
+    #[serde(default)]
+    pub partitions: std::collections::BTreeMap<String, String>,
     /// S3 settings; credentials come from the AWS default chain (env, profile, ECS task role, IMDS).
     #[serde(default)]
     pub s3: Option<S3Config>,
@@ -131,7 +139,9 @@ impl Default for LakeConfig {
             checkpoint_every: default_checkpoint_every(),
             maintain_interval_secs: default_maintain_interval(),
             target_file_mb: default_target_file_mb(),
+            write_file_mb: default_write_file_mb(),
             vacuum_retention_hours: default_vacuum_retention(),
+            partitions: Default::default(),
             s3: None,
             glue: None,
         }
@@ -155,6 +165,9 @@ fn default_checkpoint_every() -> u32 {
 }
 fn default_maintain_interval() -> u64 {
     3600
+}
+fn default_write_file_mb() -> u64 {
+    16
 }
 fn default_target_file_mb() -> u64 {
     128
@@ -402,8 +415,23 @@ impl Config {
                 "flush limits must be at least 1",
             ));
         }
+        if lake.write_file_mb == 0 || lake.target_file_mb == 0 {
+            return Err(invalid(
+                "lake.write_file_mb",
+                "file sizes must be at least 1 MiB",
+            ));
+        }
         if lake.checkpoint_every == 0 {
             return Err(invalid("lake.checkpoint_every", "must be at least 1"));
+        }
+        for (table, spec) in &lake.partitions {
+            let key = format!("lake.partitions.\"{table}\"");
+            if table.split('.').count() != 2 || table.contains('*') {
+                return Err(invalid(&key, "name one table as \"db.table\""));
+            }
+            if let Err(e) = crate::lake::partition::Partitioning::parse(spec) {
+                return Err(invalid(&key, e));
+            }
         }
         if s.max_backoff_secs == 0 {
             return Err(invalid("source.max_backoff_secs", "must be at least 1"));

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub events: IntCounterVec,
     /// Rows merged into Delta, by table.
     pub rows_merged: IntCounterVec,
+    /// Unchanged rows copied while rewriting files a MERGE touched (write amplification), by table.
+    pub rows_rewritten: IntCounterVec,
     /// Rows per MERGE batch, by table.
     pub batch_rows: HistogramVec,
     /// Seconds per Delta commit (MERGE or truncate), by table.
@@ -52,6 +54,14 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     .unwrap();
     let rows_merged = IntCounterVec::new(
         Opts::new("binlake_lake_rows_merged_total", "rows merged into Delta"),
+        &["table"],
+    )
+    .unwrap();
+    let rows_rewritten = IntCounterVec::new(
+        Opts::new(
+            "binlake_lake_rows_rewritten_total",
+            "unchanged rows copied into new files by MERGE (copy-on-write amplification)",
+        ),
         &["table"],
     )
     .unwrap();
@@ -83,6 +93,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     for c in [
         Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
         Box::new(rows_merged.clone()),
+        Box::new(rows_rewritten.clone()),
         Box::new(batch_rows.clone()),
         Box::new(commit_seconds.clone()),
         Box::new(lag_ms.clone()),
@@ -94,6 +105,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         registry,
         events,
         rows_merged,
+        rows_rewritten,
         batch_rows,
         commit_seconds,
         lag_ms,

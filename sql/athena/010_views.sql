@@ -10,9 +10,11 @@ FROM (
 )
 WHERE rn = 1;
 
--- One-minute OHLC bars and trade counts.
+-- One-minute OHLC bars and trade counts. Filter on trade_date (the partition column) so Athena reads only
+-- those days' files.
 CREATE OR REPLACE VIEW stocks.trade_bars_1m AS
 SELECT symbol,
+       _traded_at_day                  AS trade_date,
        date_trunc('minute', traded_at) AS minute,
        min_by(price, traded_at)        AS open,
        max(price)                      AS high,
@@ -21,12 +23,12 @@ SELECT symbol,
        sum(quantity)                   AS volume,
        count(*)                        AS trades
 FROM stocks.trades
-GROUP BY 1, 2;
+GROUP BY 1, 2, 3;
 
 -- Daily volume and notional per symbol.
 CREATE OR REPLACE VIEW stocks.daily_volume AS
 SELECT symbol,
-       CAST(traded_at AS date) AS trade_date,
+       _traded_at_day          AS trade_date,   -- partition column: = CAST(traded_at AS date)
        sum(quantity)           AS volume,
        sum(price * quantity)   AS notional,
        count(*)                AS trades

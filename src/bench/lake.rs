@@ -6,7 +6,7 @@ use super::BenchArgs;
 use crate::config::Config;
 use crate::event::{ColumnKind, ColumnSchema, TableSchema, Value};
 use crate::lake::batch::LakeSink;
-use crate::lake::table::{KeyChange, LakeTable};
+use crate::lake::table::{KeyChange, LakeTable, Prior, TableOptions};
 use crate::lake::{storage_options, table_uri};
 use mysql_async::prelude::*;
 use std::sync::Arc;
@@ -98,9 +98,7 @@ async fn merge_throughput(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Re
         &uri,
         &storage_options(&cfg),
         &schema,
-        false,
-        10,
-        "binlake:bench".into(),
+        TableOptions::new(&cfg, "bench"),
     )
     .await?;
     let change = |id: u64, seq: u64, op: &'static str, bump: u64| KeyChange {
@@ -129,7 +127,7 @@ async fn merge_throughput(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Re
         args.table_rows as f64 / started.elapsed().as_secs_f64()
     );
 
-    // CDC-shaped batches: 80% new keys, 20% corrections of recent keys (the last 1M ids).
+    // CDC-shaped batches: 80% new keys, 20% corrections spread over the most recent `correction_window` keys.
     let mut next_id = args.table_rows + 1;
     let mut seq = args.table_rows + 1;
     let mut total = Duration::ZERO;
@@ -139,8 +137,10 @@ async fn merge_throughput(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Re
         let updates = args.batch_rows / 5;
         // 7919 is prime, so these ids are distinct within a batch (the sink also sends one change per key)
         for i in 0..updates {
-            let id =
-                next_id - 1 - ((i as u64 * 7919 + b as u64 * 104_729) % 1_000_000.min(next_id - 1));
+            let id = next_id
+                - 1
+                - ((i as u64 * 7919 + b as u64 * 104_729)
+                    % args.correction_window.min(next_id - 1));
             changes.push(change(id, seq, "u", b as u64 + 1));
             seq += 1;
         }
@@ -150,21 +150,31 @@ async fn merge_throughput(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Re
             seq += 1;
         }
         let t0 = Instant::now();
-        let n = table.merge(&changes, seq - 1, None, 1).await?;
+        // the corrected keys have stored rows; the new ones have none
+        let prior = Prior {
+            unknown: false,
+            partitions: [None].into(),
+        };
+        let applied = table.merge(&changes, &prior, seq - 1, None, 1).await?;
         let took = t0.elapsed();
         total += took;
-        merged += n;
+        merged += applied.rows;
         println!(
-            "lake: MERGE batch {b}: {n} rows ({updates} updates) in {:.2} s = {:.0} rows/s",
+            "lake: MERGE batch {b}: {} rows ({updates} updates) in {:.2} s = {:.0} rows/s; {} files read, {} skipped, {} rows rewritten",
+            applied.rows,
             took.as_secs_f64(),
-            n as f64 / took.as_secs_f64()
+            applied.rows as f64 / took.as_secs_f64(),
+            applied.files_scanned,
+            applied.files_skipped,
+            applied.rows_rewritten
         );
     }
     println!(
-        "lake: MERGE throughput {:.0} rows/s over {} batches of {} rows into a {}-row table; peak RSS {} MiB",
+        "lake: MERGE throughput {:.0} rows/s over {} batches of {} rows (20% corrections within the last {} keys) into a {}-row table; peak RSS {} MiB",
         merged as f64 / total.as_secs_f64(),
         args.batches,
         args.batch_rows,
+        args.correction_window,
         args.table_rows,
         peak_rss_mib()
     );

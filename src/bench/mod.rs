@@ -29,6 +29,9 @@ pub struct BenchArgs {
     /// Lake suite: rows per MERGE batch.
     #[arg(long, default_value_t = 100_000)]
     pub batch_rows: usize,
+    /// Lake suite: the corrections (20% of each batch) hit keys among this many most recent ones.
+    #[arg(long, default_value_t = 100_000)]
+    pub correction_window: u64,
     /// Lake suite: timed MERGE batches.
     #[arg(long, default_value_t = 5)]
     pub batches: usize,

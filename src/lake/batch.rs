@@ -3,7 +3,8 @@
 //! Only whole transactions are flushed, unless a single transaction outgrows the batch limits.
 
 use super::glue::GlueCatalog;
-use super::table::{KeyChange, LakeTable};
+use super::partition::Partitioning;
+use super::table::{KeyChange, LakeTable, Prior, TableOptions};
 use super::{app_id, storage_options, table_uri, LakeError, ResumeMarker};
 use crate::checkpoint::Checkpoint;
 use crate::config::LakeConfig;
@@ -22,6 +23,119 @@ struct TableBatch {
     /// A TRUNCATE in this batch: earlier changes were discarded; it is applied before `changes`.
     truncate_seq: Option<u64>,
     max_seq: u64,
+    prior: Prior,
+}
+
+/// What a change says about the row its key already has in the table.
+enum Stored<'a> {
+    /// The before image: the row as the table holds it, since the table equals the source at its last `_seq`.
+    Row(&'a [Value]),
+    /// An insert: MySQL had no row with this key, so neither has the table.
+    Absent,
+    /// A snapshot read says nothing about an older row.
+    Unknown,
+}
+
+impl TableBatch {
+    fn put(
+        &mut self,
+        ev: &ChangeEvent,
+        op: &'static str,
+        row: Vec<Value>,
+        stored: Stored,
+        rules: (Option<&Partitioning>, bool),
+        bytes: &mut usize,
+    ) {
+        let key = serde_json::to_vec(&ev.schema.key_of(&row)).expect("values serialize");
+        if !self.changes.contains_key(&key) {
+            // the first change of a key in the batch is the one that knows the stored row
+            self.note_stored(&ev.schema, &row, stored, rules);
+        }
+        *bytes += row.iter().map(approx_size).sum::<usize>() + key.len();
+        self.changes.insert(
+            key,
+            KeyChange {
+                seq: ev.seq,
+                op,
+                schema: ev.schema.clone(),
+                row,
+                deleted: op == "d",
+                source_ts_ms: ev.source.ts_ms,
+            },
+        );
+    }
+
+    /// Adds one event: the latest change per key wins, and the first change of each key notes where
+    /// its stored row is.
+    fn add(&mut self, ev: &ChangeEvent, rules: (Option<&Partitioning>, bool), bytes: &mut usize) {
+        self.max_seq = self.max_seq.max(ev.seq);
+        let before = ev.before.as_deref();
+        let stored_before = || before.map_or(Stored::Unknown, Stored::Row);
+        match ev.op {
+            Op::Truncate => {
+                // applied before the batch's changes, so every later key starts out absent
+                self.changes.clear();
+                self.prior = Prior::default();
+                self.truncate_seq = Some(ev.seq);
+            }
+            Op::Update if ev.key_changed() => {
+                let old = before.unwrap_or_default().to_vec();
+                self.put(ev, "d", old, stored_before(), rules, bytes);
+                let after = ev.after.clone().unwrap_or_default();
+                self.put(ev, "u", after, Stored::Absent, rules, bytes);
+            }
+            Op::Insert | Op::Read | Op::Update => {
+                let stored = match ev.op {
+                    Op::Insert => Stored::Absent,
+                    Op::Read => Stored::Unknown,
+                    _ => stored_before(),
+                };
+                let after = ev.after.clone().unwrap_or_default();
+                self.put(ev, ev.op.code(), after, stored, rules, bytes);
+            }
+            Op::Delete => {
+                let old = before.unwrap_or_default().to_vec();
+                self.put(ev, "d", old, stored_before(), rules, bytes);
+            }
+        }
+    }
+
+    fn note_stored(
+        &mut self,
+        schema: &crate::event::TableSchema,
+        row: &[Value],
+        stored: Stored,
+        (partitioning, soft_delete): (Option<&Partitioning>, bool),
+    ) {
+        let stored_row = match stored {
+            Stored::Row(r) => r,
+            Stored::Absent if !soft_delete => return,
+            // a soft-deleted row of this key may still be stored, in any partition
+            Stored::Absent => return self.prior.unknown = true,
+            Stored::Unknown => match partitioning {
+                // the partition column is part of the key, so an older row sits in the same partition
+                Some(p)
+                    if schema
+                        .key
+                        .iter()
+                        .any(|&k| schema.columns[k].name == p.source_column) =>
+                {
+                    row
+                }
+                _ => return self.prior.unknown = true,
+            },
+        };
+        match partitioning {
+            None => {
+                self.prior.partitions.insert(None);
+            }
+            Some(p) if schema.columns.iter().any(|c| c.name == p.source_column) => {
+                self.prior.partitions.insert(p.value(schema, stored_row));
+            }
+            // the partition column was dropped in MySQL: this image cannot tell the stored partition
+            Some(_) => self.prior.unknown = true,
+        }
+    }
 }
 
 pub struct LakeSink {
@@ -90,15 +204,11 @@ impl LakeSink {
         let id = ev_schema.id();
         if !self.tables.contains_key(&id) {
             let uri = table_uri(&self.cfg, &ev_schema.database, &ev_schema.table);
-            let t = LakeTable::open_or_create(
-                &uri,
-                &self.storage,
-                ev_schema,
-                self.cfg.soft_delete,
-                self.cfg.checkpoint_every,
-                app_id(&self.connector),
-            )
-            .await?;
+            let options = TableOptions {
+                partitioning: self.partitioning(&id)?,
+                ..TableOptions::new(&self.cfg, &self.connector)
+            };
+            let t = LakeTable::open_or_create(&uri, &self.storage, ev_schema, options).await?;
             let seq = t.committed_seq().await?.unwrap_or(0);
             self.committed.insert(id.clone(), seq);
             self.tables.insert(id.clone(), t);
@@ -106,6 +216,14 @@ impl LakeSink {
             self.register(&id).await?;
         }
         Ok(self.tables.get_mut(&id).expect("inserted above"))
+    }
+
+    fn partitioning(&self, id: &TableId) -> Result<Option<Partitioning>, LakeError> {
+        self.cfg
+            .partitions
+            .get(&id.0)
+            .map(|spec| Partitioning::parse(spec).map_err(LakeError::Definite))
+            .transpose()
     }
 
     async fn register(&self, id: &TableId) -> Result<(), LakeError> {
@@ -161,31 +279,16 @@ impl LakeSink {
     fn seal_open_tx(&mut self) {
         for ev in std::mem::take(&mut self.open_tx) {
             let id = ev.schema.id();
-            let batch = self.ready.entry(id).or_default();
-            batch.max_seq = batch.max_seq.max(ev.seq);
+            let rules = (
+                self.tables.get(&id).and_then(|t| t.partitioning.as_ref()),
+                self.cfg.soft_delete,
+            );
             self.ready_rows += 1;
-            let ts = ev.source.ts_ms;
-            match ev.op {
-                Op::Truncate => {
-                    batch.changes.clear();
-                    batch.truncate_seq = Some(ev.seq);
-                }
-                Op::Insert | Op::Read | Op::Update => {
-                    if let (Op::Update, Some(before)) = (ev.op, &ev.before) {
-                        if ev.key_changed() {
-                            put(batch, &ev, "d", before.clone(), ts, &mut self.ready_bytes);
-                        }
-                    }
-                    let after = ev.after.clone().unwrap_or_default();
-                    let op = ev.op.code();
-                    put(batch, &ev, op, after, ts, &mut self.ready_bytes);
-                }
-                Op::Delete => {
-                    let before = ev.before.clone().unwrap_or_default();
-                    put(batch, &ev, "d", before, ts, &mut self.ready_bytes);
-                }
-            }
-            self.stats.last_source_ts_ms = self.stats.last_source_ts_ms.max(ts);
+            self.ready
+                .entry(id)
+                .or_default()
+                .add(&ev, rules, &mut self.ready_bytes);
+            self.stats.last_source_ts_ms = self.stats.last_source_ts_ms.max(ev.source.ts_ms);
         }
     }
 
@@ -221,13 +324,23 @@ impl LakeSink {
                             .await?;
                     }
                     table
-                        .merge(&changes, batch.max_seq, checkpoint.as_ref(), flush_tables)
+                        .merge(
+                            &changes,
+                            &batch.prior,
+                            batch.max_seq,
+                            checkpoint.as_ref(),
+                            flush_tables,
+                        )
                         .await
                 }
                 .await;
                 match result {
-                    Ok(n) => {
-                        merged += n;
+                    Ok(applied) => {
+                        merged += applied.rows;
+                        crate::observe::METRICS
+                            .rows_rewritten
+                            .with_label_values(&[id.0.as_str()])
+                            .inc_by(applied.rows_rewritten as u64);
                         break;
                     }
                     // a retried commit is harmless: `_seq` guards every row and truncate is idempotent
@@ -237,6 +350,11 @@ impl LakeSink {
                         tokio::time::sleep(wait).await;
                         attempt += 1;
                         table.reload().await?;
+                        // the failed call may have committed after all (a lost reply); an append must not repeat
+                        if table.committed_seq().await? >= Some(batch.max_seq) {
+                            merged += changes.len();
+                            break;
+                        }
                     }
                     Err(e) => return Err(e),
                 }
@@ -282,29 +400,6 @@ impl LakeSink {
         }
         Ok(())
     }
-}
-
-fn put(
-    batch: &mut TableBatch,
-    ev: &ChangeEvent,
-    op: &'static str,
-    row: Vec<Value>,
-    ts: i64,
-    bytes: &mut usize,
-) {
-    let key = serde_json::to_vec(&ev.schema.key_of(&row)).expect("values serialize");
-    *bytes += row.iter().map(approx_size).sum::<usize>() + key.len();
-    batch.changes.insert(
-        key,
-        KeyChange {
-            seq: ev.seq,
-            op,
-            schema: ev.schema.clone(),
-            row,
-            deleted: op == "d",
-            source_ts_ms: ts,
-        },
-    );
 }
 
 fn approx_size(v: &Value) -> usize {
@@ -395,5 +490,147 @@ impl Sink for LakeSink {
         self.open_tx.clear();
         self.flush().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{BinlogPosition, ColumnKind, ColumnSchema, EventSource, TableSchema};
+    use std::sync::Arc;
+
+    fn schema(key_includes_day: bool) -> Arc<TableSchema> {
+        let col = |name: &str, kind| ColumnSchema {
+            name: name.into(),
+            kind,
+            sql_type: String::new(),
+            unsigned: false,
+            nullable: true,
+            charset: None,
+            members: vec![],
+            precision: None,
+            scale: None,
+        };
+        Arc::new(TableSchema {
+            database: "d".into(),
+            table: "t".into(),
+            columns: vec![col("id", ColumnKind::BigInt), col("day", ColumnKind::Date)],
+            key: if key_includes_day {
+                vec![0, 1]
+            } else {
+                vec![0]
+            },
+            version: 1,
+        })
+    }
+
+    fn row(id: i64, day: u8) -> Row {
+        vec![
+            Value::Int(id),
+            Value::Date {
+                year: 2026,
+                month: 11,
+                day,
+            },
+        ]
+    }
+
+    fn ev(
+        schema: &Arc<TableSchema>,
+        op: Op,
+        before: Option<Row>,
+        after: Option<Row>,
+    ) -> ChangeEvent {
+        ChangeEvent {
+            op,
+            schema: schema.clone(),
+            before,
+            after,
+            source: EventSource {
+                server_id: 1,
+                position: BinlogPosition::new("b.000001", 4),
+                row: 0,
+                gtid: None,
+                ts_ms: 0,
+                snapshot: op == Op::Read,
+            },
+            seq: 1,
+            tx_order: 1,
+        }
+    }
+
+    fn batch_of(events: &[ChangeEvent], partitioned: bool, soft: bool) -> TableBatch {
+        let p = Partitioning::parse("day(day)").unwrap();
+        let mut b = TableBatch::default();
+        let mut bytes = 0;
+        for e in events {
+            b.add(e, (partitioned.then_some(&p), soft), &mut bytes);
+        }
+        b
+    }
+
+    fn days(b: &TableBatch) -> Vec<Option<String>> {
+        b.prior.partitions.iter().cloned().collect()
+    }
+
+    #[test]
+    fn inserts_only_need_no_read_of_the_table() {
+        let s = schema(false);
+        let events = [
+            ev(&s, Op::Insert, None, Some(row(1, 20))),
+            ev(&s, Op::Insert, None, Some(row(2, 21))),
+            // a key inserted and updated within the batch is still new to the table
+            ev(&s, Op::Update, Some(row(2, 21)), Some(row(2, 19))),
+            ev(&s, Op::Delete, Some(row(1, 20)), None),
+        ];
+        assert!(batch_of(&events, true, false).prior.all_new());
+        assert!(batch_of(&events, false, false).prior.all_new());
+        // with soft delete an insert may revive a deleted row stored anywhere
+        assert!(batch_of(&events, true, true).prior.unknown);
+    }
+
+    #[test]
+    fn the_first_change_of_a_key_names_its_stored_partition() {
+        let s = schema(false);
+        let events = [
+            ev(&s, Op::Update, Some(row(1, 18)), Some(row(1, 19))),
+            ev(&s, Op::Update, Some(row(1, 19)), Some(row(1, 20))),
+            ev(&s, Op::Delete, Some(row(2, 17)), None),
+            // key change: the old key's row is stored, the new key is not
+            ev(&s, Op::Update, Some(row(3, 16)), Some(row(4, 21))),
+        ];
+        let b = batch_of(&events, true, false);
+        assert!(!b.prior.unknown);
+        let want = ["2026-11-16", "2026-11-17", "2026-11-18"].map(|d| Some(d.to_string()));
+        assert_eq!(days(&b), want);
+        assert_eq!(b.changes.len(), 4, "keys 1, 2, 3 (deleted), 4");
+        // unpartitioned: stored rows exist, so a MERGE reads the table
+        let b = batch_of(&events, false, false);
+        assert!(!b.prior.all_new() && !b.prior.unknown);
+    }
+
+    #[test]
+    fn snapshot_reads_are_unknown_unless_the_key_fixes_the_partition() {
+        let s = schema(false);
+        let b = batch_of(&[ev(&s, Op::Read, None, Some(row(1, 20)))], true, false);
+        assert!(b.prior.unknown);
+        let s = schema(true);
+        let b = batch_of(&[ev(&s, Op::Read, None, Some(row(1, 20)))], true, false);
+        assert!(!b.prior.unknown);
+        assert_eq!(days(&b), [Some("2026-11-20".to_string())]);
+    }
+
+    #[test]
+    fn truncate_starts_every_key_out_absent() {
+        let s = schema(false);
+        let t = ev(&s, Op::Truncate, None, None);
+        let events = [
+            ev(&s, Op::Update, Some(row(1, 18)), Some(row(1, 19))),
+            t,
+            ev(&s, Op::Insert, None, Some(row(1, 20))),
+        ];
+        let b = batch_of(&events, true, false);
+        assert!(b.prior.all_new());
+        assert!(b.truncate_seq.is_some());
     }
 }

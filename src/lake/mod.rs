@@ -7,6 +7,7 @@
 pub mod arrow;
 pub mod batch;
 pub mod glue;
+pub mod partition;
 pub mod query;
 pub mod table;
 

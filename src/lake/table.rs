@@ -4,6 +4,7 @@
 use super::arrow::{
     build_column, lake_type, metadata_fields, DELETED, INGESTED_AT, OP, SEQ, SOURCE_TS,
 };
+use super::partition::Partitioning;
 use super::LakeError;
 use crate::checkpoint::Checkpoint;
 use crate::event::{Row, TableSchema, Value};
@@ -17,7 +18,7 @@ use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{StructField, StructType, Transaction};
 use deltalake::{DeltaTable, TableProperty};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// The latest change of one key within a batch.
@@ -33,6 +34,35 @@ pub struct KeyChange {
     pub source_ts_ms: i64,
 }
 
+/// What a batch's events tell about the rows its keys already have in the table.
+#[derive(Debug, Default, Clone)]
+pub struct Prior {
+    /// Some key may have a stored row the events say nothing about (snapshot reads; with soft delete,
+    /// an insert may revive a deleted row).
+    pub unknown: bool,
+    /// Partitions holding stored rows of the batch's keys (`None`: the NULL partition, or the whole
+    /// table when it is unpartitioned).
+    pub partitions: BTreeSet<Option<String>>,
+}
+
+impl Prior {
+    /// Every key is new to the table: the batch can be appended without reading the table.
+    pub fn all_new(&self) -> bool {
+        !self.unknown && self.partitions.is_empty()
+    }
+}
+
+/// What applying one batch did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Applied {
+    /// Changes applied (after collapsing to one per key).
+    pub rows: usize,
+    /// Unchanged rows copied while rewriting the files that held matched keys.
+    pub rows_rewritten: usize,
+    pub files_scanned: usize,
+    pub files_skipped: usize,
+}
+
 /// What one maintenance run did.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Maintenance {
@@ -46,6 +76,30 @@ const META_APP_ID: &str = "binlake.app_id";
 const META_FLUSH_TABLES: &str = "binlake.flush_tables";
 const META_CHECKPOINT: &str = "binlake.checkpoint";
 
+/// How a table is created and written; fixed per connector.
+#[derive(Debug, Clone)]
+pub struct TableOptions {
+    pub soft_delete: bool,
+    pub checkpoint_every: u32,
+    /// `delta.targetFileSize` of new tables, MiB.
+    pub write_file_mb: u64,
+    /// `binlake:<connector>`: the Delta `txn` app id.
+    pub app_id: String,
+    pub partitioning: Option<Partitioning>,
+}
+
+impl TableOptions {
+    pub fn new(cfg: &crate::config::LakeConfig, connector: &str) -> Self {
+        TableOptions {
+            soft_delete: cfg.soft_delete,
+            checkpoint_every: cfg.checkpoint_every,
+            write_file_mb: cfg.write_file_mb,
+            app_id: super::app_id(connector),
+            partitioning: None,
+        }
+    }
+}
+
 pub struct LakeTable {
     pub table: DeltaTable,
     /// Source columns as stored, in Delta order, with their lake type.
@@ -53,6 +107,7 @@ pub struct LakeTable {
     key: Vec<String>,
     soft_delete: bool,
     app_id: String,
+    pub partitioning: Option<Partitioning>,
 }
 
 fn quote(name: &str) -> String {
@@ -64,10 +119,15 @@ impl LakeTable {
         uri: &str,
         storage: &HashMap<String, String>,
         schema: &TableSchema,
-        soft_delete: bool,
-        checkpoint_every: u32,
-        app_id: String,
+        options: TableOptions,
     ) -> Result<Self, LakeError> {
+        let TableOptions {
+            soft_delete,
+            checkpoint_every,
+            write_file_mb,
+            app_id,
+            partitioning,
+        } = options;
         let url = deltalake::ensure_table_uri(uri)?;
         let table = DeltaTable::try_from_url_with_storage_options(url, storage.clone()).await?;
         let key: Vec<String> = schema
@@ -75,7 +135,21 @@ impl LakeTable {
             .iter()
             .map(|&k| schema.columns[k].name.clone())
             .collect();
+        if let Some(p) = &partitioning {
+            p.check(schema)?;
+        }
+        let expected_partitions: Vec<String> =
+            partitioning.iter().map(|p| p.column_name()).collect();
         let table = if table.version().is_some() {
+            let stored = table.snapshot()?.metadata().partition_columns().to_vec();
+            if stored != expected_partitions {
+                return Err(LakeError::Definite(format!(
+                    "{}: the Delta table at {uri} is partitioned by {stored:?} but lake.partitions asks for \
+                     {expected_partitions:?}; partitioning is fixed when a table is created. Way out: restore the \
+                     previous lake.partitions entry, or re-snapshot the table into a new lake root",
+                    schema.id()
+                )));
+            }
             table
         } else {
             let mut fields: Vec<Field> = schema
@@ -84,17 +158,25 @@ impl LakeTable {
                 .map(|c| Field::new(&c.name, lake_type(c), true))
                 .collect();
             fields.extend(metadata_fields(soft_delete));
+            if let Some(p) = &partitioning {
+                fields.push(Field::new(p.column_name(), p.data_type(), true));
+            }
             let kernel: StructType = Arc::new(Schema::new(fields)).try_into_kernel()?;
             let columns: Vec<StructField> = kernel.fields().cloned().collect();
             tracing::info!(table = %schema.id(), uri, "creating Delta table");
             table
                 .create()
                 .with_columns(columns)
+                .with_partition_columns(expected_partitions)
                 .with_table_name(schema.table.clone())
                 .with_comment(format!("binlake capture of MySQL {}", schema.id()))
                 .with_configuration_property(
                     TableProperty::CheckpointInterval,
                     Some(checkpoint_every.to_string()),
+                )
+                .with_configuration_property(
+                    TableProperty::TargetFileSize,
+                    Some((write_file_mb.max(1) << 20).to_string()),
                 )
                 .await?
         };
@@ -104,6 +186,7 @@ impl LakeTable {
             key,
             soft_delete,
             app_id,
+            partitioning,
         };
         t.refresh_columns()?;
         Ok(t)
@@ -117,6 +200,7 @@ impl LakeTable {
             key: vec![],
             soft_delete,
             app_id,
+            partitioning: None,
         };
         t.refresh_columns()?;
         Ok(t)
@@ -306,37 +390,65 @@ impl LakeTable {
         Ok(())
     }
 
-    /// MERGEs the batch: inserts new keys, updates keys whose stored `_seq` is older, deletes (or marks
-    /// deleted); `_seq` makes replays idempotent.
+    /// Applies the batch: inserts new keys, updates keys whose stored `_seq` is older, deletes (or marks
+    /// deleted); `_seq` makes replays idempotent. A batch of keys the table cannot hold yet is appended
+    /// without reading the table; otherwise the MERGE reads only the partitions `prior` names.
     pub async fn merge(
         &mut self,
         changes: &[KeyChange],
+        prior: &Prior,
         last_seq: u64,
         checkpoint: Option<&Checkpoint>,
         flush_tables: usize,
-    ) -> Result<usize, LakeError> {
+    ) -> Result<Applied, LakeError> {
         if changes.is_empty() {
-            return Ok(0);
+            return Ok(Applied::default());
         }
         let n = changes.len();
+        let props = self.commit_properties(last_seq, checkpoint, flush_tables);
+        if prior.all_new() {
+            // a key inserted and deleted within the batch leaves nothing (or, soft, a deleted row)
+            let rows: Vec<KeyChange> = changes
+                .iter()
+                .filter(|c| self.soft_delete || c.op != "d")
+                .cloned()
+                .collect();
+            let batch = self.to_batch(&rows)?;
+            self.table = self
+                .table
+                .clone()
+                .write(vec![batch])
+                .with_commit_properties(props)
+                .await?;
+            return Ok(Applied {
+                rows: n,
+                ..Default::default()
+            });
+        }
         let batch = self.to_batch(changes)?;
         let ctx = SessionContext::new();
         let source = ctx
             .read_batch(batch)
             .map_err(|e| LakeError::Definite(e.to_string()))?;
-        let on = self
+        let mut on = self
             .key
             .iter()
             .map(|k| format!("target.{0} = source.{0}", quote(k)))
             .collect::<Vec<_>>()
             .join(" AND ");
+        if let (Some(p), false) = (&self.partitioning, prior.unknown) {
+            on = format!(
+                "{on} AND {}",
+                p.prune_predicate("target", &prior.partitions)
+            );
+        }
         let mut all: Vec<String> = self.columns.iter().map(|(c, _)| c.clone()).collect();
         all.extend([OP, SEQ, SOURCE_TS, INGESTED_AT].map(String::from));
         if self.soft_delete {
             all.push(DELETED.to_string());
         }
+        all.extend(self.partitioning.iter().map(|p| p.column_name()));
         let newer = format!("source.{SEQ} > target.{SEQ}");
-        let props = self.commit_properties(last_seq, checkpoint, flush_tables);
         let table = self.table.clone();
         let mut builder = table
             .merge(source, on)
@@ -368,9 +480,23 @@ impl LakeTable {
             cols.iter()
                 .fold(i, |i, c| i.set(c.as_str(), format!("source.{}", quote(c))))
         })?;
-        let (table, _metrics) = builder.with_commit_properties(props).await?;
+        let (table, m) = builder.with_commit_properties(props).await?;
         self.table = table;
-        Ok(n)
+        tracing::debug!(
+            rows = n,
+            files_scanned = m.num_target_files_scanned,
+            files_skipped = m.num_target_files_skipped_during_scan,
+            rows_rewritten = m.num_target_rows_copied,
+            scan_ms = m.scan_time_ms,
+            rewrite_ms = m.rewrite_time_ms,
+            "merged"
+        );
+        Ok(Applied {
+            rows: n,
+            rows_rewritten: m.num_target_rows_copied,
+            files_scanned: m.num_target_files_scanned,
+            files_skipped: m.num_target_files_skipped_during_scan,
+        })
     }
 
     fn to_batch(&self, changes: &[KeyChange]) -> Result<RecordBatch, LakeError> {
@@ -426,6 +552,12 @@ impl LakeTable {
             };
             arrays.push(array);
             fields.push(f);
+        }
+        if let Some(p) = &self.partitioning {
+            let values: Vec<Option<String>> =
+                changes.iter().map(|c| p.value(&c.schema, &c.row)).collect();
+            arrays.push(p.array(&values));
+            fields.push(Field::new(p.column_name(), p.data_type(), true));
         }
         RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
             .map_err(|e| LakeError::Definite(e.to_string()))

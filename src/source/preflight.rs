@@ -391,6 +391,7 @@ async fn checks_on(
                     "GRANT SELECT on those tables to the binlake user",
                 ));
             }
+            partition_checks(config, &tables, checks);
         }
         Err(e) => checks.push(fail(
             "tables",
@@ -399,4 +400,33 @@ async fn checks_on(
         )),
     }
     Ok(())
+}
+
+/// Every `[lake.partitions]` entry names a captured table and one of its date or time columns.
+fn partition_checks(
+    config: &Config,
+    tables: &std::collections::BTreeMap<crate::event::TableId, crate::event::TableSchema>,
+    checks: &mut Vec<Check>,
+) {
+    for (table, spec) in &config.lake.partitions {
+        let Some(schema) = tables.iter().find(|(id, _)| &id.0 == table).map(|(_, s)| s) else {
+            checks.push(fail(
+                "partitions",
+                format!("lake.partitions names {table}, which is not captured"),
+                "fix the table name or source.include, or remove the entry",
+            ));
+            continue;
+        };
+        let checked = crate::lake::partition::Partitioning::parse(spec)
+            .map_err(|e| e.to_string())
+            .and_then(|p| p.check(schema).map_err(|e| e.to_string()));
+        checks.push(match checked {
+            Ok(()) => ok("partitions", format!("{table} by {spec}")),
+            Err(e) => fail(
+                "partitions",
+                e,
+                "name a DATE, DATETIME or TIMESTAMP column of the table",
+            ),
+        });
+    }
 }

@@ -6,6 +6,7 @@ mod failures;
 mod fixtures;
 mod lake;
 mod minimal;
+mod partitions;
 mod reconnect;
 mod restart;
 mod snapshot_stream;
