@@ -428,6 +428,8 @@ impl Sink for LakeSink {
                 deltalake::DeltaTable::try_from_url_with_storage_options(url, self.storage.clone())
                     .await
                     .map_err(LakeError::from)?;
+            let id = TableId::new(&db, &table);
+            super::table::check_partitioning(&t, &id.0, self.partitioning(&id)?.as_ref())?;
             let lt = LakeTable::wrap(t, self.cfg.soft_delete, app_id(&self.connector))?;
             if let Some(cp) = lt.last_commit_checkpoint().await? {
                 if best.as_ref().is_none_or(|b| cp.next_seq > b.next_seq) {
@@ -496,7 +498,7 @@ impl Sink for LakeSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{BinlogPosition, ColumnKind, ColumnSchema, EventSource, TableSchema};
+    use crate::event::{BinlogPosition, ColumnKind, ColumnSchema, EventSource, Row, TableSchema};
     use std::sync::Arc;
 
     fn schema(key_includes_day: bool) -> Arc<TableSchema> {

@@ -110,6 +110,25 @@ pub struct LakeTable {
     pub partitioning: Option<Partitioning>,
 }
 
+/// An existing table keeps the partitioning it was created with; a different `[lake.partitions]` entry
+/// is a definite error before anything is written.
+pub fn check_partitioning(
+    table: &DeltaTable,
+    id: &str,
+    partitioning: Option<&Partitioning>,
+) -> Result<(), LakeError> {
+    let expected: Vec<String> = partitioning.iter().map(|p| p.column_name()).collect();
+    let stored = table.snapshot()?.metadata().partition_columns().to_vec();
+    if stored == expected {
+        return Ok(());
+    }
+    Err(LakeError::Definite(format!(
+        "{id}: the Delta table is partitioned by {stored:?} but lake.partitions asks for {expected:?}; \
+         partitioning is fixed when a table is created. Way out: restore the previous lake.partitions \
+         entry, or re-snapshot the table into a new lake root"
+    )))
+}
+
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
@@ -141,15 +160,7 @@ impl LakeTable {
         let expected_partitions: Vec<String> =
             partitioning.iter().map(|p| p.column_name()).collect();
         let table = if table.version().is_some() {
-            let stored = table.snapshot()?.metadata().partition_columns().to_vec();
-            if stored != expected_partitions {
-                return Err(LakeError::Definite(format!(
-                    "{}: the Delta table at {uri} is partitioned by {stored:?} but lake.partitions asks for \
-                     {expected_partitions:?}; partitioning is fixed when a table is created. Way out: restore the \
-                     previous lake.partitions entry, or re-snapshot the table into a new lake root",
-                    schema.id()
-                )));
-            }
+            check_partitioning(&table, &schema.id().0, partitioning.as_ref())?;
             table
         } else {
             let mut fields: Vec<Field> = schema
@@ -379,7 +390,7 @@ impl LakeTable {
     /// Appends rows without matching (bulk loading an empty table, e.g. for benchmarks); callers guarantee
     /// the keys are new.
     pub async fn append(&mut self, changes: &[KeyChange], last_seq: u64) -> Result<(), LakeError> {
-        let batch = self.to_batch(changes)?;
+        let batch = self.in_table_order(self.to_batch(changes)?)?;
         let props = self.commit_properties(last_seq, None, 1);
         self.table = self
             .table
@@ -413,7 +424,7 @@ impl LakeTable {
                 .filter(|c| self.soft_delete || c.op != "d")
                 .cloned()
                 .collect();
-            let batch = self.to_batch(&rows)?;
+            let batch = self.in_table_order(self.to_batch(&rows)?)?;
             self.table = self
                 .table
                 .clone()
@@ -497,6 +508,22 @@ impl LakeTable {
             files_scanned: m.num_target_files_scanned,
             files_skipped: m.num_target_files_skipped_during_scan,
         })
+    }
+
+    /// A write appends by position: columns added after the metadata columns must come last here too.
+    fn in_table_order(&self, batch: RecordBatch) -> Result<RecordBatch, LakeError> {
+        let order = self
+            .all_columns()?
+            .iter()
+            .map(|(name, _)| {
+                batch.schema().index_of(name).map_err(|_| {
+                    LakeError::Definite(format!("batch lacks the table's column `{name}`"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        batch
+            .project(&order)
+            .map_err(|e| LakeError::Definite(e.to_string()))
     }
 
     fn to_batch(&self, changes: &[KeyChange]) -> Result<RecordBatch, LakeError> {

@@ -218,30 +218,27 @@ async fn merge_reads_only_the_partitions_of_stored_rows() {
     assert_eq!(applied.files_skipped, 2, "{applied:?}");
     assert_eq!(applied.rows_rewritten, 8, "{applied:?}");
 
-    let ctx = deltalake::datafusion::prelude::SessionContext::new();
-    ctx.register_table("t", Arc::new(table.table.clone()))
-        .unwrap();
-    let rows = ctx
-        .sql("SELECT id, qty, CAST(_day_day AS VARCHAR) FROM t WHERE id IN (1, 4) ORDER BY id")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let rows = binlake::lake::query::sql(
+        &cfg,
+        "SELECT id, qty, CAST(_day_day AS VARCHAR) FROM p.t WHERE id IN (1, 4) ORDER BY id",
+    )
+    .await
+    .unwrap()
+    .collect()
+    .await
+    .unwrap();
     let text = deltalake::arrow::util::pretty::pretty_format_batches(&rows)
         .unwrap()
         .to_string();
     assert!(text.contains("| 1  | 5   | 2026-11-19"), "{text}");
     assert!(text.contains("| 4  | 6   | 2026-11-21"), "{text}");
-    let total = ctx
-        .sql("SELECT count(*) FROM t")
-        .await
+    let config = binlake::config::Config {
+        lake: cfg.clone(),
+        ..binlake::config::Config::parse(
+            "name = \"t\"\n[source]\nuser = \"u\"\ninclude = [\"p.*\"]\n",
+            std::path::Path::new("t.toml"),
+        )
         .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    assert_eq!(
-        deltalake::arrow::util::display::array_value_to_string(total[0].column(0), 0).unwrap(),
-        "30"
-    );
+    };
+    assert_eq!(count(&config, "SELECT count(*) FROM p.t").await, 30);
 }
