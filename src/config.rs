@@ -87,7 +87,7 @@ pub struct LakeConfig {
     /// Compact small files and vacuum old ones every this many seconds while running (default 3600; 0 = off).
     #[serde(default = "default_maintain_interval")]
     pub maintain_interval_secs: u64,
-    /// Size in MiB at which MERGE and append start a new file (default 16). Small files keep the rewrite
+    /// Size in MiB at which MERGE and append start a new file (default 4). Small files keep the rewrite
     /// of a corrected row cheap (copy-on-write); set when a table is created.
     #[serde(default = "default_write_file_mb")]
     pub write_file_mb: u64,
@@ -167,7 +167,7 @@ fn default_maintain_interval() -> u64 {
     3600
 }
 fn default_write_file_mb() -> u64 {
-    16
+    4
 }
 fn default_target_file_mb() -> u64 {
     128
