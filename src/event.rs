@@ -234,6 +234,23 @@ pub struct ColumnSchema {
     pub scale: Option<u32>,
 }
 
+impl ColumnSchema {
+    /// A nullable column of `kind` with no type details (tests and benchmarks build schemas by hand).
+    pub fn new(name: &str, kind: ColumnKind) -> Self {
+        ColumnSchema {
+            name: name.into(),
+            kind,
+            sql_type: String::new(),
+            unsigned: false,
+            nullable: true,
+            charset: None,
+            members: vec![],
+            precision: None,
+            scale: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableSchema {
     pub database: String,

@@ -502,17 +502,7 @@ mod tests {
     use std::sync::Arc;
 
     fn schema(key_includes_day: bool) -> Arc<TableSchema> {
-        let col = |name: &str, kind| ColumnSchema {
-            name: name.into(),
-            kind,
-            sql_type: String::new(),
-            unsigned: false,
-            nullable: true,
-            charset: None,
-            members: vec![],
-            precision: None,
-            scale: None,
-        };
+        let col = ColumnSchema::new;
         Arc::new(TableSchema {
             database: "d".into(),
             table: "t".into(),

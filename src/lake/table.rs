@@ -390,15 +390,9 @@ impl LakeTable {
     /// Appends rows without matching (bulk loading an empty table, e.g. for benchmarks); callers guarantee
     /// the keys are new.
     pub async fn append(&mut self, changes: &[KeyChange], last_seq: u64) -> Result<(), LakeError> {
-        let batch = self.in_table_order(self.to_batch(changes)?)?;
-        let props = self.commit_properties(last_seq, None, 1);
-        self.table = self
-            .table
-            .clone()
-            .write(vec![batch])
-            .with_commit_properties(props)
-            .await?;
-        Ok(())
+        self.merge(changes, &Prior::default(), last_seq, None, 1)
+            .await
+            .map(|_| ())
     }
 
     /// Applies the batch: inserts new keys, updates keys whose stored `_seq` is older, deletes (or marks

@@ -137,17 +137,7 @@ async fn count(config: &binlake::config::Config, sql: &str) -> u64 {
 }
 
 fn column(name: &str, kind: ColumnKind) -> ColumnSchema {
-    ColumnSchema {
-        name: name.into(),
-        kind,
-        sql_type: String::new(),
-        unsigned: false,
-        nullable: true,
-        charset: None,
-        members: vec![],
-        precision: None,
-        scale: None,
-    }
+    ColumnSchema::new(name, kind)
 }
 
 /// A MERGE whose stored rows all live in one day reads that day's files only.
