@@ -3,7 +3,7 @@
 
 use super::LakeError;
 use crate::event::{ColumnKind, TableSchema, Value};
-use crate::source::decode::days_from_civil;
+use crate::source::decode::{civil_from_days, days_from_civil};
 use deltalake::arrow::array::{ArrayRef, Date32Array, Int32Array, StringArray};
 use deltalake::arrow::datatypes::DataType;
 use std::sync::Arc;
@@ -187,20 +187,6 @@ fn civil_date(v: &Value) -> Option<(i64, u32, u32)> {
         }
         _ => None,
     }
-}
-
-/// Inverse of `days_from_civil` (proleptic Gregorian, days since 1970-01-01).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
