@@ -10,6 +10,9 @@ use deltalake::arrow::array::{
     StringBuilder, TimestampMicrosecondBuilder,
 };
 use deltalake::arrow::datatypes::{DataType, Field, TimeUnit};
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::parquet::schema::types::ColumnPath;
 use std::sync::Arc;
 
 /// Widest decimal Delta (and Athena) store exactly; wider MySQL decimals become strings.
@@ -74,6 +77,40 @@ pub fn metadata_fields(soft_delete: bool) -> Vec<Field> {
         f.push(Field::new(DELETED, DataType::Boolean, false));
     }
     f
+}
+
+/// Parquet settings for the files binlake writes. Dictionary encoding pays off only where values repeat
+/// (symbols, enum-like strings, `_op`); for keys, prices, timestamps and `_seq` the writer would build a
+/// dictionary per column chunk and throw it away, which was the largest cost of a MERGE's file rewrites
+/// (and, once the dictionary overflows, made the files larger, not smaller).
+/// MERGE and appends write snappy (cheap to rewrite again); compaction writes zstd, for the colder bulk
+/// of the table that Athena scans and bills by the byte.
+pub fn writer_properties(
+    columns: &[(String, DataType)],
+    compression: Compression,
+) -> WriterProperties {
+    let mut b = WriterProperties::builder()
+        .set_created_by(format!("binlake {}", env!("CARGO_PKG_VERSION")))
+        .set_compression(compression)
+        .set_dictionary_enabled(false);
+    for (name, ty) in columns {
+        if dictionary_pays_off(ty) {
+            b = b.set_column_dictionary_enabled(ColumnPath::from(name.as_str()), true);
+        }
+    }
+    b.build()
+}
+
+/// Compression of compacted files.
+pub fn compaction_compression() -> Compression {
+    Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level"))
+}
+
+fn dictionary_pays_off(ty: &DataType) -> bool {
+    matches!(
+        ty,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary
+    )
 }
 
 /// Parses exact decimal text into an i128 with `scale` fractional digits.
@@ -358,5 +395,32 @@ mod tests {
             Some(18446744073709551615)
         );
         assert_eq!(decimal_to_i128("1.234", 2), None);
+    }
+
+    #[test]
+    fn dictionaries_only_where_values_repeat() {
+        let columns = [
+            ("id".to_string(), DataType::Decimal128(20, 0)),
+            ("symbol".to_string(), DataType::Utf8),
+            ("quoted_at".to_string(), utc_micros()),
+            (SEQ.to_string(), DataType::Int64),
+            (OP.to_string(), DataType::Utf8),
+            ("payload".to_string(), DataType::Binary),
+        ];
+        let props = writer_properties(&columns, Compression::SNAPPY);
+        let dict = |c: &str| props.dictionary_enabled(&ColumnPath::from(c));
+        assert!(dict("symbol") && dict(OP) && dict("payload"));
+        assert!(!dict("id") && !dict("quoted_at") && !dict(SEQ));
+        // a column added later (not yet known to these properties) gets no dictionary
+        assert!(!dict("added_later"));
+        assert_eq!(
+            props.compression(&ColumnPath::from("id")),
+            Compression::SNAPPY
+        );
+        let compact = writer_properties(&columns, compaction_compression());
+        assert!(matches!(
+            compact.compression(&ColumnPath::from("id")),
+            Compression::ZSTD(_)
+        ));
     }
 }

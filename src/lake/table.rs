@@ -2,7 +2,8 @@
 //! MERGE a collapsed batch guarded by `_seq`, truncate, and record progress in Delta `txn` actions.
 
 use super::arrow::{
-    build_column, lake_type, metadata_fields, DELETED, INGESTED_AT, OP, SEQ, SOURCE_TS,
+    build_column, compaction_compression, lake_type, metadata_fields, writer_properties, DELETED,
+    INGESTED_AT, OP, SEQ, SOURCE_TS,
 };
 use super::partition::Partitioning;
 use super::LakeError;
@@ -17,6 +18,8 @@ use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{StructField, StructType, Transaction};
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::{DeltaTable, TableProperty};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -372,6 +375,10 @@ impl LakeTable {
             .table
             .clone()
             .optimize()
+            .with_writer_properties(writer_properties(
+                &self.all_columns()?,
+                compaction_compression(),
+            ))
             .with_target_size(target)
             .await?;
         let (table, vacuumed) = table
@@ -423,6 +430,7 @@ impl LakeTable {
                 .table
                 .clone()
                 .write(vec![batch])
+                .with_writer_properties(self.writer_properties()?)
                 .with_commit_properties(props)
                 .await?;
             return Ok(Applied {
@@ -485,7 +493,10 @@ impl LakeTable {
             cols.iter()
                 .fold(i, |i, c| i.set(c.as_str(), format!("source.{}", quote(c))))
         })?;
-        let (table, m) = builder.with_commit_properties(props).await?;
+        let (table, m) = builder
+            .with_writer_properties(self.writer_properties()?)
+            .with_commit_properties(props)
+            .await?;
         self.table = table;
         tracing::debug!(
             rows = n,
@@ -502,6 +513,10 @@ impl LakeTable {
             files_scanned: m.num_target_files_scanned,
             files_skipped: m.num_target_files_skipped_during_scan,
         })
+    }
+
+    fn writer_properties(&self) -> Result<WriterProperties, LakeError> {
+        Ok(writer_properties(&self.all_columns()?, Compression::SNAPPY))
     }
 
     /// A write appends by position: columns added after the metadata columns must come last here too.

@@ -644,5 +644,34 @@ async fn maintain_compacts_small_files_and_keeps_the_data() {
             }
         }
     }
+    assert_parquet_encodings(&(config.lake.root.clone() + &format!("/{}/quotes", db.name)));
     assert_lake_equals_source(&config, &db.name, "quotes").await;
+}
+
+/// The compacted file (the only one left after a vacuum with no retention): zstd, and dictionaries only
+/// on string columns, where values repeat.
+fn assert_parquet_encodings(table_dir: &str) {
+    use deltalake::parquet::basic::{Compression, Encoding};
+    use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
+    let files: Vec<_> = std::fs::read_dir(table_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let reader = SerializedFileReader::new(std::fs::File::open(&files[0]).unwrap()).unwrap();
+    let row_group = reader.metadata().row_group(0);
+    for column in row_group.columns() {
+        let name = column.column_path().string();
+        let dictionary = column
+            .encodings()
+            .any(|e| e == Encoding::RLE_DICTIONARY || e == Encoding::PLAIN_DICTIONARY);
+        let strings = matches!(name.as_str(), "symbol" | "_op");
+        assert_eq!(dictionary, strings, "dictionary encoding of `{name}`");
+        assert!(
+            matches!(column.compression(), Compression::ZSTD(_)),
+            "`{name}` compressed with {:?}",
+            column.compression()
+        );
+    }
 }
