@@ -580,7 +580,8 @@ async fn metrics_health_and_sigterm_drain() {
 async fn maintain_compacts_small_files_and_keeps_the_data() {
     let db = TestDb::new("lakemaint").await;
     create_quotes(&db, 100).await;
-    let config = db.config("");
+    let mut config = db.config("");
+    config.lake.checkpoint_every = 3;
     let (cancel, handle) = start_lake(config.clone());
     wait_for_lake(&config, &format!("{}.quotes", db.name), "id = 100", 60).await;
     // one small commit per flush interval
@@ -628,6 +629,22 @@ async fn maintain_compacts_small_files_and_keeps_the_data() {
     assert!(n[2] > 0, "unreferenced files vacuumed: {line}");
     // Athena engine v3 compatibility: reader protocol ≤ 3 and no reader features it lacks
     let log = config.lake.root.clone() + &format!("/{}/quotes/_delta_log", db.name);
+    // classic single-file checkpoints (`<version>.checkpoint.parquet`) every `checkpoint_every` commits
+    let checkpoints: Vec<String> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("checkpoint") && n != "_last_checkpoint")
+        .collect();
+    assert!(!checkpoints.is_empty(), "no Delta checkpoint written");
+    for name in &checkpoints {
+        let version = name
+            .strip_suffix(".checkpoint.parquet")
+            .unwrap_or_else(|| panic!("{name}: not a classic checkpoint"));
+        let version: u64 = version.parse().unwrap();
+        // every third commit, counting version 0 as the first
+        assert_eq!((version + 1) % 3, 0, "checkpoint at version {version}");
+    }
+    assert!(std::path::Path::new(&(log.clone() + "/_last_checkpoint")).exists());
     for entry in std::fs::read_dir(&log).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "json") {
