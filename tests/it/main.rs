@@ -5,6 +5,7 @@ mod ddl;
 mod failures;
 mod fixtures;
 mod lake;
+mod lake_options;
 mod minimal;
 mod partitions;
 mod reconnect;
