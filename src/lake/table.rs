@@ -257,8 +257,8 @@ impl LakeTable {
                 Some((_, existing)) => {
                     return Err(LakeError::Definite(format!(
                         "{}: column `{}` changed from {existing} to {ty} in MySQL, which Delta cannot express in place. \
-                         Way out: rename the column in MySQL (binlake then adds it as a new column), or drop and \
-                         re-snapshot the Delta table",
+                         Way out: rename the column in MySQL (binlake then adds it as a new column), or point \
+                         lake.root at a new location, where binlake starts with a full snapshot",
                         schema.id(),
                         c.name
                     )))
