@@ -413,6 +413,14 @@ async fn s3_lake_on_moto_with_glue_registration() {
     cancel.cancel();
     handle.await.unwrap().unwrap();
     assert_lake_equals_source(&config, &db.name, "quotes").await;
+    // a restart registers again: idempotent, the same single table
+    let (cancel, handle) = start_lake(config.clone());
+    db.exec("INSERT INTO quotes VALUES (502, 'S3', 1.00, 1, 'XNYS')")
+        .await;
+    wait_for_lake(&config, &quotes, "id = 502", 60).await;
+    cancel.cancel();
+    handle.await.unwrap().unwrap();
+    assert_lake_equals_source(&config, &db.name, "quotes").await;
 
     // Glue: database, external DELTA table at the table's S3 location, columns in sync (incl. the new one)
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -431,6 +439,17 @@ async fn s3_lake_on_moto_with_glue_registration() {
         .table
         .unwrap();
     assert_eq!(t.table_type(), Some("EXTERNAL_TABLE"));
+    let tables = glue
+        .get_tables()
+        .database_name(format!("{prefix}{}", db.name).to_ascii_lowercase())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tables.table_list().len(),
+        1,
+        "one Glue table after a restart"
+    );
     let params = t.parameters().unwrap();
     assert_eq!(params.get("table_type").map(String::as_str), Some("DELTA"));
     let sd = t.storage_descriptor().unwrap();

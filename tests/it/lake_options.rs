@@ -179,3 +179,48 @@ async fn a_type_change_delta_cannot_express_stops_with_the_column_and_the_way_ou
     // what was committed before stays
     assert_eq!(lake_count(&config, &quotes).await, 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_maintenance_compacts_while_streaming() {
+    use futures_util::TryStreamExt;
+    let db = TestDb::new("lakesched").await;
+    create_quotes(&db, 10).await;
+    let mut config = db.config("");
+    config.lake.maintain_interval_secs = 1;
+    // files replaced by compaction become vacuumable at once
+    config.lake.vacuum_retention_hours = 0;
+    let quotes = format!("{}.quotes", db.name);
+    let (cancel, handle) = start_lake(config.clone());
+    wait_for_lake(&config, &quotes, "id = 10", 60).await;
+    // small commits for a few maintenance intervals
+    for id in 11..=20 {
+        db.exec(&format!("INSERT INTO quotes VALUES ({id}, 'S', 1.00, 0)"))
+            .await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    wait_for_lake(&config, &quotes, "id = 20", 60).await;
+    cancel.cancel();
+    handle.await.unwrap().unwrap();
+
+    let uri = binlake::lake::table_uri(&config.lake, &db.name, "quotes");
+    let table = deltalake::open_table(deltalake::ensure_table_uri(&uri).unwrap())
+        .await
+        .unwrap();
+    let operations: Vec<String> = table
+        .history(None)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|c| c.operation)
+        .collect();
+    assert!(
+        operations.iter().any(|o| o == "OPTIMIZE"),
+        "no scheduled compaction in {operations:?}"
+    );
+    assert!(
+        operations.iter().any(|o| o.starts_with("VACUUM")),
+        "no scheduled vacuum in {operations:?}"
+    );
+    assert_lake_equals_source(&config, &db.name, "quotes").await;
+}
