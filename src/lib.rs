@@ -1,11 +1,14 @@
-//! binlake: MySQL/MariaDB change-data-capture into Kafka and Delta Lake. See ARCHITECTURE.md for the data flow.
+//! binlake: MySQL/MariaDB change-data-capture into Delta Lake (and Kafka next). The data flow, the
+//! components and the error and progress models are described in docs/architecture.md.
 
 pub mod bench;
-pub mod checkpoint;
+pub mod channel;
 pub mod config;
 pub mod event;
-pub mod lake;
+pub mod names;
 pub mod observe;
 pub mod pipeline;
-pub mod publish;
-pub mod source;
+pub mod retry;
+pub mod sinks;
+pub mod sources;
+pub mod transforms;

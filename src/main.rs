@@ -1,10 +1,12 @@
 //! binlake command line: wiring only.
 
 use anyhow::Context;
-use binlake::config::{Config, TableFilter};
-use binlake::pipeline::{self, StdoutSink};
-use binlake::source::preflight;
-use clap::{Parser, Subcommand, ValueEnum};
+use binlake::config::{Config, SinkKind, TableFilter};
+use binlake::pipeline;
+use binlake::sinks::stdout::StdoutSink;
+use binlake::sinks::Sink;
+use binlake::sources::mysql::preflight;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
@@ -15,6 +17,15 @@ use tokio_util::sync::CancellationToken;
     about = "MySQL/MariaDB change-data-capture into Kafka and Delta Lake"
 )]
 struct Cli {
+    /// Log format on stderr: text (coloured only on a terminal) or json (one object per line).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "BINLAKE_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: binlake::observe::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -25,8 +36,9 @@ enum Command {
     Run {
         #[arg(long, short)]
         config: PathBuf,
-        #[arg(long, value_enum, default_value = "lake")]
-        sink: SinkKind,
+        /// Override `[sink] kind` from the config.
+        #[arg(long, value_enum)]
+        sink: Option<SinkKind>,
     },
     /// Run SQL over the lake's Delta tables (named `db.table`) with DataFusion.
     Query {
@@ -41,11 +53,17 @@ enum Command {
         /// Override lake.vacuum_retention_hours for this run.
         #[arg(long)]
         vacuum_retention_hours: Option<u64>,
+        /// Allow a retention below the 168 h floor (files running readers still need may be deleted).
+        #[arg(long)]
+        force: bool,
     },
     /// Verify the server and user can deliver a lossless change stream; non-zero exit when not.
     Check {
         #[arg(long, short)]
         config: PathBuf,
+        /// Override `[sink] kind` (whose progress the resume-position check reads).
+        #[arg(long, value_enum)]
+        sink: Option<SinkKind>,
     },
     /// Offline binlog tools.
     Binlog {
@@ -67,43 +85,35 @@ enum BinlogCommand {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum SinkKind {
-    /// Delta tables under `lake.root`, exactly once (direct mode: binlog → lake in one process).
-    Lake,
-    /// One Debezium-envelope JSON line per event on stdout; checkpoint in `state.dir`.
-    Stdout,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    binlake::observe::init_tracing();
     let cli = Cli::parse();
+    binlake::observe::init_tracing(cli.log_format);
     match cli.command {
         Command::Run { config, sink } => {
-            let config = Config::load(&config)?;
+            let mut config = Config::load(&config)?;
+            config.sink.kind = sink.unwrap_or(config.sink.kind);
             if !config.observe.listen.is_empty() {
                 binlake::observe::serve(&config.observe.listen).await?;
             }
             let cancel = CancellationToken::new();
             pipeline::cancel_on_signals(cancel.clone());
-            match sink {
+            match config.sink.kind {
                 SinkKind::Lake => {
                     let mut sink =
-                        binlake::lake::batch::LakeSink::new(&config.lake, &config.name).await?;
+                        binlake::sinks::lake::batch::LakeSink::new(&config.lake, &config.name)
+                            .await?;
                     pipeline::run(&config, &mut sink, cancel).await?;
                 }
                 SinkKind::Stdout => {
-                    let store = binlake::checkpoint::CheckpointStore::new(config.checkpoint_path());
-                    let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
-                    let mut sink = StdoutSink::new(out, &config.name, Some(store));
+                    let mut sink = stdout_sink(&config);
                     pipeline::run(&config, &mut sink, cancel).await?;
                 }
             }
         }
         Command::Query { config, sql } => {
             let config = Config::load(&config)?;
-            binlake::lake::query::sql(&config.lake, &sql)
+            binlake::sinks::lake::query::sql(&config.lake, &sql)
                 .await?
                 .show()
                 .await?;
@@ -111,20 +121,42 @@ async fn main() -> anyhow::Result<()> {
         Command::Maintain {
             config,
             vacuum_retention_hours,
+            force,
         } => {
             let mut config = Config::load(&config)?;
             if let Some(h) = vacuum_retention_hours {
+                let floor = binlake::config::VACUUM_RETENTION_FLOOR_HOURS;
+                anyhow::ensure!(
+                    h >= floor || force || config.lake.vacuum_force,
+                    "--vacuum-retention-hours {h} is below the {floor} h floor: vacuum could delete files that \
+                     running readers still need; add --force if no reader can be older than {h} h"
+                );
                 config.lake.vacuum_retention_hours = h;
             }
-            for line in binlake::lake::query::maintain_all(&config.lake, &config.name).await? {
+            for line in
+                binlake::sinks::lake::maintenance::maintain_all(&config.lake, &config.name).await?
+            {
                 println!("{line}");
             }
         }
-        Command::Check { config } => {
-            let config = Config::load(&config)?;
-            let store = binlake::checkpoint::CheckpointStore::new(config.checkpoint_path());
-            let checkpoint = store.load()?;
-            let report = preflight::run(&config, checkpoint.as_ref()).await;
+        Command::Check { config, sink } => {
+            let mut config = Config::load(&config)?;
+            config.sink.kind = sink.unwrap_or(config.sink.kind);
+            // the resume position and the re-snapshot advice come from the sink that keeps the progress
+            let (checkpoint, hint) = match config.sink.kind {
+                SinkKind::Lake => {
+                    let mut sink =
+                        binlake::sinks::lake::batch::LakeSink::new(&config.lake, &config.name)
+                            .await?;
+                    (sink.resume_point().await?, sink.resnapshot_hint())
+                }
+                SinkKind::Stdout => {
+                    let mut sink = stdout_sink(&config);
+                    (sink.resume_point().await?, sink.resnapshot_hint())
+                }
+            };
+            let identity = binlake::sources::mysql::StreamIdentity::new(&config.name, hint);
+            let report = preflight::run(&config, checkpoint.as_ref(), &identity).await;
             for check in &report.checks {
                 println!("{check}");
             }
@@ -146,7 +178,7 @@ async fn main() -> anyhow::Result<()> {
                 None,
             );
             let mut sink_error = None;
-            let result = binlake::source::offline::decode_file(&file, filter, |msg| {
+            let result = binlake::sources::mysql::offline::decode_file(&file, filter, |msg| {
                 if let Err(e) = sink.write(&msg) {
                     sink_error = Some(e);
                 }
@@ -163,4 +195,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(args) => binlake::bench::run(args).await?,
     }
     Ok(())
+}
+
+fn stdout_sink(config: &Config) -> StdoutSink<std::io::BufWriter<std::io::Stdout>> {
+    let store = binlake::sinks::stdout::CheckpointStore::new(config.checkpoint_path());
+    let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+    StdoutSink::new(out, &config.name, Some(store))
 }

@@ -12,18 +12,29 @@ use std::sync::LazyLock;
 const DEFAULT_FILTER: &str =
     "warn,binlake=info,buoyant_kernel=off,delta_kernel=off,deltalake_core=error";
 
-/// `BINLAKE_LOG` (or `RUST_LOG`) sets the filter, default `DEFAULT_FILTER`; `BINLAKE_LOG_FORMAT=json` for JSON logs.
-pub fn init_tracing() {
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines; coloured only when stderr is a terminal.
+    Text,
+    /// One JSON object per line, for CloudWatch and other collectors.
+    Json,
+}
+
+/// `BINLAKE_LOG` (or `RUST_LOG`) sets the filter, default `DEFAULT_FILTER`. Colour codes only reach a
+/// terminal: files, pipes and ECS log drivers get plain text.
+pub fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = std::env::var("BINLAKE_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| DEFAULT_FILTER.to_string());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr);
-    if std::env::var("BINLAKE_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
-    } else {
-        builder.init();
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
     }
 }
 
@@ -43,6 +54,10 @@ pub struct Metrics {
     pub lag_ms: IntGaugeVec,
     /// Binlog offset of the last checkpoint made durable.
     pub checkpoint_pos: IntGauge,
+    /// Times the source reconnected after a transient error (dead connection, timeout, server restart).
+    pub source_reconnects: prometheus::IntCounter,
+    /// Delta commits retried because another writer committed first, by table.
+    pub lake_commit_conflicts: IntCounterVec,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -90,8 +105,23 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "binlog offset of the last durable checkpoint",
     )
     .unwrap();
+    let source_reconnects = prometheus::IntCounter::new(
+        "binlake_source_reconnects_total",
+        "reconnects of the source after a transient error",
+    )
+    .unwrap();
+    let lake_commit_conflicts = IntCounterVec::new(
+        Opts::new(
+            "binlake_lake_commit_conflicts_total",
+            "Delta commits retried because a concurrent writer committed first",
+        ),
+        &["table"],
+    )
+    .unwrap();
     for c in [
         Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(source_reconnects.clone()),
+        Box::new(lake_commit_conflicts.clone()),
         Box::new(rows_merged.clone()),
         Box::new(rows_rewritten.clone()),
         Box::new(batch_rows.clone()),
@@ -110,6 +140,8 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         commit_seconds,
         lag_ms,
         checkpoint_pos,
+        source_reconnects,
+        lake_commit_conflicts,
     }
 });
 

@@ -5,9 +5,9 @@ use super::source::{peak_rss_mib, source_config};
 use super::BenchArgs;
 use crate::config::Config;
 use crate::event::{ColumnKind, ColumnSchema, TableSchema, Value};
-use crate::lake::batch::LakeSink;
-use crate::lake::table::{KeyChange, LakeTable, Prior, TableOptions};
-use crate::lake::{storage_options, table_uri};
+use crate::sinks::lake::batch::LakeSink;
+use crate::sinks::lake::table::{KeyChange, LakeTable, Prior, TableOptions};
+use crate::sinks::lake::{storage_options, table_uri};
 use mysql_async::prelude::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -93,7 +93,7 @@ async fn merge_throughput(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Re
         key: vec![0],
         version: 1,
     });
-    let uri = table_uri(&cfg, "bench", "quotes");
+    let uri = table_uri(&cfg, "bench", "quotes")?;
     let mut table = LakeTable::open_or_create(
         &uri,
         &storage_options(&cfg),
@@ -183,7 +183,7 @@ async fn merge_throughput(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Re
 
 async fn end_to_end_latency(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     let src = source_config(&args.admin_url)?;
-    let mut conn = crate::source::connect(&src).await?;
+    let mut conn = crate::sources::mysql::connect(&src).await?;
     conn.query_drop("DROP DATABASE IF EXISTS binlake_bench_e2e")
         .await?;
     conn.query_drop("CREATE DATABASE binlake_bench_e2e").await?;
@@ -202,7 +202,9 @@ async fn end_to_end_latency(args: &BenchArgs, dir: &std::path::Path) -> anyhow::
     let pipeline = {
         let (config, cancel) = (config.clone(), cancel.clone());
         tokio::spawn(async move {
-            let mut sink = LakeSink::new(&config.lake, &config.name).await?;
+            let mut sink = LakeSink::new(&config.lake, &config.name)
+                .await
+                .map_err(crate::sinks::SinkError::from)?;
             crate::pipeline::run(&config, &mut sink, cancel).await
         })
     };
@@ -225,14 +227,14 @@ async fn end_to_end_latency(args: &BenchArgs, dir: &std::path::Path) -> anyhow::
         ))
         .await?;
         next += per_tick;
-        commits.push((next - 1, crate::pipeline::now_ms()));
+        commits.push((next - 1, crate::event::calendar::now_ms()));
     }
     let written = next - 1;
     let rate = written as f64 / args.seconds as f64;
 
     // Visibility of each batch = time of the first Delta commit whose last `_seq` covers it. With an empty
     // snapshot and inserts only, `_seq` equals the id.
-    let uri = table_uri(&config.lake, "binlake_bench_e2e", "ticks");
+    let uri = table_uri(&config.lake, "binlake_bench_e2e", "ticks")?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let history = loop {
         let url = deltalake::ensure_table_uri(&uri)?;

@@ -2,6 +2,7 @@
 //! `--suite lake` measures MERGE throughput into a large Delta table and end-to-end latency (MySQL commit →
 //! row visible in Delta) at a steady change rate.
 
+pub mod e2e;
 pub mod lake;
 pub mod source;
 
@@ -44,12 +45,27 @@ pub struct BenchArgs {
     /// Lake suite: where the bench lake goes (a fresh temporary directory by default).
     #[arg(long)]
     pub lake_dir: Option<std::path::PathBuf>,
+    /// Memory suite: rows of the one large transaction.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub big_tx_rows: u64,
+    /// Memory suite: rows of the transaction of wide rows.
+    #[arg(long, default_value_t = 20_000)]
+    pub wide_rows: u64,
+    /// Memory suite: KiB per wide row.
+    #[arg(long, default_value_t = 1024)]
+    pub wide_row_kb: u64,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Suite {
+    /// In-process: binlog decoding and snapshot reading.
     Source,
+    /// In-process: MERGE throughput and commit-to-visible latency.
     Lake,
+    /// The `binlake run` process from start to last row, on stdout and in the lake, beside the C client.
+    E2e,
+    /// Peak memory of `binlake run` for one huge transaction and one of wide rows.
+    Memory,
     All,
 }
 
@@ -59,6 +75,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if matches!(args.suite, Suite::Lake | Suite::All) {
         lake::run(&args).await?;
+    }
+    if matches!(args.suite, Suite::E2e | Suite::All) {
+        e2e::run(&args).await?;
+    }
+    if matches!(args.suite, Suite::Memory) {
+        e2e::memory(&args).await?;
     }
     Ok(())
 }

@@ -3,14 +3,14 @@
 
 use super::BenchArgs;
 
-use crate::checkpoint::{Checkpoint, SnapshotProgress};
 use crate::config::{SnapshotConfig, SourceConfig, TableFilter};
+use crate::event::progress::{Checkpoint, SnapshotProgress};
 use crate::event::{BinlogPosition, SourceMessage};
-use crate::pipeline::StdoutSink;
-use crate::source::binlog::{BinlogDecoder, DecoderOptions, NoLookup};
-use crate::source::schema::{load_collations, load_tables, CapturedTable};
-use crate::source::snapshot::run_snapshot;
-use crate::source::{connect, current_position, Flavor, ServerInfo};
+use crate::sinks::stdout::StdoutSink;
+use crate::sources::mysql::binlog::{BinlogDecoder, DecoderOptions, NoLookup};
+use crate::sources::mysql::schema::{load_collations, load_tables, CapturedTable};
+use crate::sources::mysql::snapshot::run_snapshot;
+use crate::sources::mysql::{connect, current_position, Flavor, ServerInfo};
 use futures_util::StreamExt;
 use mysql_async::prelude::*;
 use mysql_async::BinlogStreamRequest;
@@ -91,12 +91,14 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         keys: Default::default(),
         collations,
         allow_anonymous_columns: false,
+        max_prepared_xa_bytes: usize::MAX,
     };
     let cp = Checkpoint {
         next_seq: 1,
         position: start.clone(),
         gtid: None,
         snapshot: None,
+        xa: None,
     };
     let mut decoder = BinlogDecoder::new(opts, &cp, true, tables.clone());
     let mut stream_conn = connect(&cfg).await?;
@@ -137,13 +139,14 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     );
 
     // Snapshot: every row through the chunked snapshot reader.
-    let (tx, mut rx) = tokio::sync::mpsc::channel(crate::pipeline::CHANNEL_CAPACITY);
+    let (tx, mut rx) = crate::channel::channel(crate::pipeline::CHANNEL_CAPACITY, 64 << 20);
     let counter = tokio::spawn(async move {
         let mut rows = 0u64;
-        while let Some(msg) = rx.recv().await {
-            if let SourceMessage::Change(_) = msg {
-                rows += 1;
-            }
+        while let Some(batch) = rx.recv().await {
+            rows += batch
+                .iter()
+                .filter(|m| matches!(m, SourceMessage::Change(_)))
+                .count() as u64;
         }
         rows
     });
@@ -152,6 +155,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         position: BinlogPosition::new("", 4),
         gtid: None,
         snapshot: Some(SnapshotProgress::default()),
+        xa: None,
     };
     let t0 = Instant::now();
     let ids: Vec<_> = tables.iter().map(|t| t.full.id()).collect();

@@ -1,9 +1,11 @@
 //! Shared helpers: service URLs, per-test databases, in-process pipeline runs and strict state replay.
 
-use binlake::checkpoint::{Checkpoint, CheckpointStore};
 use binlake::config::Config;
+use binlake::event::progress::Checkpoint;
 use binlake::event::{ChangeEvent, Op, SourceMessage, Value};
-use binlake::pipeline::{self, PipelineError, Sink};
+use binlake::pipeline::{self, PipelineError};
+use binlake::sinks::stdout::CheckpointStore;
+use binlake::sinks::{Sink, SinkError};
 use mysql_async::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,13 +20,27 @@ pub fn env(name: &str) -> String {
 }
 
 pub async fn admin() -> mysql_async::Conn {
-    let opts = mysql_async::OptsBuilder::from_opts(
-        mysql_async::Opts::from_url(&env("BINLAKE_TEST_MYSQL_ADMIN_URL")).unwrap(),
-    )
-    .init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"]);
+    admin_at(&env("BINLAKE_TEST_MYSQL_ADMIN_URL")).await
+}
+
+async fn admin_at(url: &str) -> mysql_async::Conn {
+    let opts = mysql_async::OptsBuilder::from_opts(mysql_async::Opts::from_url(url).unwrap())
+        .init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"]);
     mysql_async::Conn::new(opts)
         .await
         .expect("admin connection")
+}
+
+/// Test databases on the auxiliary server (the one tests may freeze) have names starting with this.
+pub const AUX_PREFIX: &str = "it_aux";
+
+/// Root on the server that holds test database `db`.
+pub async fn admin_for(db: &str) -> mysql_async::Conn {
+    if db.starts_with(AUX_PREFIX) {
+        admin_at(&env("BINLAKE_TEST_AUX_MYSQL_ADMIN_URL")).await
+    } else {
+        admin().await
+    }
 }
 
 /// A fresh database for one test, plus a state directory and a config capturing only that database.
@@ -35,8 +51,16 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new(prefix: &str) -> TestDb {
-        let name = format!("it_{prefix}_{}", rand::random::<u32>());
-        admin()
+        Self::named(format!("it_{prefix}_{}", rand::random::<u32>())).await
+    }
+
+    /// A database on the auxiliary server, which a test may freeze without stalling the others.
+    pub async fn on_aux(prefix: &str) -> TestDb {
+        Self::named(format!("{AUX_PREFIX}_{prefix}_{}", rand::random::<u32>())).await
+    }
+
+    async fn named(name: String) -> TestDb {
+        admin_for(&name)
             .await
             .query_drop(format!("CREATE DATABASE `{name}`"))
             .await
@@ -47,10 +71,18 @@ impl TestDb {
         }
     }
 
+    fn replication_url(&self) -> String {
+        if self.name.starts_with(AUX_PREFIX) {
+            env("BINLAKE_TEST_AUX_MYSQL_URL")
+        } else {
+            env("BINLAKE_MYSQL_URL")
+        }
+    }
+
     pub fn config_text(&self, extra_source: &str) -> String {
-        let url = mysql_async::Opts::from_url(&env("BINLAKE_MYSQL_URL")).unwrap();
+        let url = mysql_async::Opts::from_url(&self.replication_url()).unwrap();
         format!(
-            "name = \"it\"\n[source]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npassword = \"{}\"\nserver_id = {}\ninclude = [\"{}.*\"]\n{extra_source}\n[state]\ndir = \"{}\"\n[lake]\nroot = \"{}\"\nflush_interval_ms = 200\n",
+            "name = \"it\"\n[source]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npassword = \"{}\"\nserver_id = {}\ninclude = [\"{}.*\"]\n{extra_source}\n[state]\ndir = \"{}\"\n[observe]\nlisten = \"127.0.0.1:0\"\n[lake]\nroot = \"{}\"\nflush_interval_ms = 200\n",
             url.ip_or_hostname(),
             url.tcp_port(),
             url.user().unwrap(),
@@ -77,7 +109,7 @@ impl TestDb {
     }
 
     pub async fn exec(&self, sql: &str) {
-        let mut c = admin().await;
+        let mut c = admin_for(&self.name).await;
         c.query_drop(format!("USE `{}`", self.name)).await.unwrap();
         c.query_drop(sql)
             .await
@@ -97,10 +129,10 @@ pub struct Collect {
 }
 
 impl Sink for Collect {
-    async fn resume_point(&mut self) -> Result<Option<Checkpoint>, PipelineError> {
+    async fn resume_point(&mut self) -> Result<Option<Checkpoint>, SinkError> {
         Ok(self.store.load()?)
     }
-    async fn send(&mut self, msg: SourceMessage) -> Result<(), PipelineError> {
+    async fn send(&mut self, msg: SourceMessage) -> Result<(), SinkError> {
         let mut m = self.messages.lock().unwrap();
         if let SourceMessage::Checkpoint(cp) = &msg {
             self.store.save(cp)?;
@@ -112,11 +144,14 @@ impl Sink for Collect {
         }
         Ok(())
     }
-    async fn tick(&mut self) -> Result<(), PipelineError> {
+    async fn tick(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
-    async fn finish(&mut self) -> Result<(), PipelineError> {
+    async fn finish(&mut self) -> Result<(), SinkError> {
         Ok(())
+    }
+    fn resnapshot_hint(&self) -> String {
+        format!("move the checkpoint {} away", self.store.path().display())
     }
 }
 
@@ -238,21 +273,26 @@ pub fn replay(events: &[&ChangeEvent], table: &str) -> State {
 
 /// The table's schema and rows as SELECT returns them, decoded with the snapshot decoder.
 pub async fn select_rows(db: &str, table: &str) -> (binlake::event::TableSchema, Vec<Vec<Value>>) {
-    let mut conn = admin().await;
+    let mut conn = admin_for(db).await;
     let filter = binlake::config::TableFilter::from_patterns(&[format!("{db}.{table}")], &[], &[]);
     let schemas =
-        binlake::source::schema::load_tables(&mut conn, &filter, &Default::default(), None)
+        binlake::sources::mysql::schema::load_tables(&mut conn, &filter, &Default::default(), None)
             .await
             .unwrap();
     let schema = schemas.values().next().expect("table exists").clone();
     let cols: Vec<String> = schema
         .columns
         .iter()
-        .map(|c| format!("`{}`", c.name))
+        .map(|c| format!("`{}`", c.name.replace('`', "``")))
         .collect();
     let rows: Vec<mysql_async::Row> = conn
         .exec(
-            format!("SELECT {} FROM `{db}`.`{table}`", cols.join(",")),
+            format!(
+                "SELECT {} FROM `{}`.`{}`",
+                cols.join(","),
+                db.replace('`', "``"),
+                table.replace('`', "``")
+            ),
             (),
         )
         .await
@@ -264,7 +304,7 @@ pub async fn select_rows(db: &str, table: &str) -> (binlake::event::TableSchema,
                 .columns
                 .iter()
                 .zip(r.unwrap())
-                .map(|(c, v)| binlake::source::decode::from_snapshot(c, v).unwrap())
+                .map(|(c, v)| binlake::sources::mysql::decode::from_snapshot(c, v).unwrap())
                 .collect()
         })
         .collect();
@@ -316,8 +356,7 @@ pub async fn wait_streaming(messages: &Messages, secs: u64) {
             matches!(m, SourceMessage::Checkpoint(cp) if cp.snapshot.as_ref().is_none_or(|s| s.complete))
         });
         if streaming {
-            // the stream connects right after the snapshot's last checkpoint
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // every write from now on lies after the snapshot position, so the stream delivers it
             return;
         }
         assert!(
@@ -326,4 +365,54 @@ pub async fn wait_streaming(messages: &Messages, secs: u64) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits until a replica with `server_id` is registered with the server: the source has finished its
+/// snapshot and streams, so every later write arrives through the binlog.
+pub async fn wait_replica_registered(db: &str, server_id: u32, secs: u64) {
+    let mut conn = admin_for(db).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let hosts: Vec<mysql_async::Row> = conn.query("SHOW SLAVE HOSTS").await.unwrap();
+        if hosts.iter().any(|r| r.get::<u32, _>(0) == Some(server_id)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no replica with server_id {server_id} registered within {secs}s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Starts `binlake run` (lake sink unless `args` say otherwise) as a child process.
+pub fn spawn_binlake(config: &Path, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(binary())
+        .arg("run")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("BINLAKE_LOG", "warn")
+        .spawn()
+        .unwrap()
+}
+
+/// Fails the test when the child has exited on its own.
+pub fn assert_alive(child: &mut std::process::Child, what: &str) {
+    if let Some(status) = child.try_wait().unwrap() {
+        panic!("binlake exited unexpectedly ({status}) {what}");
+    }
+}
+
+/// Sends `signal` (e.g. 15, 9) to the child and waits for it.
+pub fn signal_and_wait(child: &mut std::process::Child, signal: i32) -> std::process::ExitStatus {
+    extern "C" {
+        fn kill(pid: i32, sig: i32) -> i32;
+    }
+    assert_eq!(
+        unsafe { kill(child.id() as i32, signal) },
+        0,
+        "kill -{signal}"
+    );
+    child.wait().unwrap()
 }

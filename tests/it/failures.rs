@@ -22,7 +22,7 @@ fn misconfigured_server_fails_preflight_with_the_fix() {
     )
     .unwrap();
     let out = Command::new(binary())
-        .args(["check", "--config"])
+        .args(["check", "--sink", "stdout", "--config"])
         .arg(&config)
         .output()
         .unwrap();
@@ -63,6 +63,28 @@ async fn purged_resume_position_is_a_definite_error_naming_the_resnapshot() {
     )
     .unwrap();
     let check = Command::new(binary())
+        .args(["check", "--sink", "stdout", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        !check.status.success() && stdout.contains("FAIL resume position"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("it.checkpoint.json") && stdout.contains("move the checkpoint"),
+        "the stdout sink's advice names its checkpoint file: {stdout}"
+    );
+    // The lake sink keeps its progress in the lake, and its advice says so (not state.dir).
+    let marker = db.lake_root().join("_binlake");
+    std::fs::create_dir_all(&marker).unwrap();
+    std::fs::write(
+        marker.join("it.checkpoint.json"),
+        r#"{"next_seq": 42, "position": {"file": "mysql-bin.000000", "pos": 4}, "gtid": null, "snapshot": null}"#,
+    )
+    .unwrap();
+    let check = Command::new(binary())
         .args(["check", "--config"])
         .arg(&config)
         .output()
@@ -71,6 +93,10 @@ async fn purged_resume_position_is_a_definite_error_naming_the_resnapshot() {
     assert!(
         !check.status.success() && stdout.contains("FAIL resume position"),
         "{stdout}"
+    );
+    assert!(
+        stdout.contains("lake.root") && !stdout.contains("move the checkpoint"),
+        "the lake sink's advice: {stdout}"
     );
     let out = Command::new(binary())
         .args(["run", "--sink", "stdout", "--config"])

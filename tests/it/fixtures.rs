@@ -3,7 +3,7 @@
 
 use binlake::config::TableFilter;
 use binlake::event::{SourceMessage, Value};
-use binlake::source::offline::decode_file;
+use binlake::sources::mysql::offline::decode_file;
 use std::path::PathBuf;
 
 fn fixtures() -> Option<PathBuf> {
@@ -21,7 +21,7 @@ fn fixtures() -> Option<PathBuf> {
 
 async fn decode(
     path: &std::path::Path,
-) -> Result<Vec<SourceMessage>, binlake::source::SourceError> {
+) -> Result<Vec<SourceMessage>, binlake::sources::mysql::SourceError> {
     let mut out = vec![];
     decode_file(
         path,

@@ -5,8 +5,8 @@
 use crate::common::*;
 use crate::snapshot_stream::{catch_up, create_quotes, writer};
 use binlake::config::Config;
-use binlake::lake::{arrow::build_column, batch::LakeSink, query};
 use binlake::pipeline;
+use binlake::sinks::lake::{arrow::build_column, batch::LakeSink, query};
 use deltalake::arrow::array::{Array, ArrayRef};
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
 use deltalake::arrow::record_batch::RecordBatch;
@@ -26,7 +26,9 @@ pub fn start_lake(
     let cancel = CancellationToken::new();
     let c = cancel.clone();
     let handle = tokio::spawn(async move {
-        let mut sink = LakeSink::new(&config.lake, &config.name).await?;
+        let mut sink = LakeSink::new(&config.lake, &config.name)
+            .await
+            .map_err(binlake::sinks::SinkError::from)?;
         pipeline::run(&config, &mut sink, c).await
     });
     (cancel, handle)
@@ -127,16 +129,25 @@ async fn expected_batch(db: &str, table: &str, lake_fields: &[Field]) -> RecordB
     RecordBatch::try_new(Arc::new(Schema::new(lake_fields.to_vec())), arrays).unwrap()
 }
 
+/// `"db"."table"` for SQL over the lake (DataFusion keeps quoted names as they are).
+pub fn lake_name(db: &str, table: &str) -> String {
+    format!(
+        "\"{}\".\"{}\"",
+        db.replace('"', "\"\""),
+        table.replace('"', "\"\"")
+    )
+}
+
 /// Asserts the Delta table equals the MariaDB table, through DataFusion and through DuckDB.
 pub async fn assert_lake_equals_source(config: &Config, db: &str, table: &str) {
-    let df = query::sql(&config.lake, &format!("SELECT * FROM {db}.{table}"))
+    let name = lake_name(db, table);
+    let df = query::sql(&config.lake, &format!("SELECT * FROM {name}"))
         .await
         .unwrap();
     let fields: Vec<Field> = df
         .schema()
         .fields()
         .iter()
-        .filter(|f| !f.name().starts_with('_'))
         .map(|f| {
             // DataFusion reads strings and binaries as view types; the stored Delta type is the plain one
             let ty = match f.data_type() {
@@ -149,7 +160,7 @@ pub async fn assert_lake_equals_source(config: &Config, db: &str, table: &str) {
         .collect();
     // Columns dropped in MariaDB stay in Delta with their last values (null for rows written since):
     // compare the columns MariaDB still has.
-    let mut conn = admin().await;
+    let mut conn = admin_for(db).await;
     let live: Vec<String> = conn
         .exec("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (db, table))
         .await
@@ -161,7 +172,7 @@ pub async fn assert_lake_equals_source(config: &Config, db: &str, table: &str) {
     let names: Vec<String> = fields.iter().map(|f| format!("\"{}\"", f.name())).collect();
     let actual = query::sql(
         &config.lake,
-        &format!("SELECT {} FROM {db}.{table}", names.join(", ")),
+        &format!("SELECT {} FROM {name}", names.join(", ")),
     )
     .await
     .unwrap()
@@ -179,7 +190,7 @@ pub async fn assert_lake_equals_source(config: &Config, db: &str, table: &str) {
         let lake_keys = query::sql(
             &config.lake,
             &format!(
-                "SELECT CAST(\"{}\" AS VARCHAR) AS k, _op, _seq FROM {db}.{table}",
+                "SELECT CAST(\"{}\" AS VARCHAR) AS k, _op, _seq FROM {name}",
                 first_key.name()
             ),
         )
@@ -189,11 +200,13 @@ pub async fn assert_lake_equals_source(config: &Config, db: &str, table: &str) {
         .await
         .unwrap();
         let mysql_keys: std::collections::HashSet<String> = {
-            let mut c = admin().await;
+            let mut c = admin_for(db).await;
             let v: Vec<String> = c
                 .query(format!(
-                    "SELECT CAST(`{}` AS CHAR) FROM `{db}`.`{table}`",
-                    first_key.name()
+                    "SELECT CAST(`{}` AS CHAR) FROM `{}`.`{}`",
+                    first_key.name(),
+                    db.replace('`', "``"),
+                    table.replace('`', "``")
                 ))
                 .await
                 .unwrap();
@@ -235,7 +248,11 @@ pub async fn assert_lake_equals_source(config: &Config, db: &str, table: &str) {
     if config.lake.root.starts_with("s3://") {
         return;
     }
-    let parquet = config.lake.root.clone() + &format!("/../expected_{table}.parquet");
+    let parquet = config.lake.root.clone()
+        + &format!(
+            "/../expected_{}.parquet",
+            binlake::names::encode(table).unwrap()
+        );
     let file = std::fs::File::create(&parquet).unwrap();
     let mut w =
         deltalake::parquet::arrow::ArrowWriter::try_new(file, expected.schema(), None).unwrap();
@@ -247,7 +264,7 @@ pub async fn assert_lake_equals_source(config: &Config, db: &str, table: &str) {
             env!("CARGO_MANIFEST_DIR"),
             "/scripts/delta_diff.py"
         ))
-        .arg(format!("{}/{db}/{table}", config.lake.root))
+        .arg(binlake::sinks::lake::table_uri(&config.lake, db, table).unwrap())
         .arg(&parquet)
         .arg(columns.join(","))
         .output()
@@ -361,9 +378,34 @@ async fn lake_survives_sigkill_at_random_moments() {
             .spawn()
             .unwrap()
     };
-    for _ in 0..4 {
+    let log =
+        binlake::sinks::lake::table_uri(&config.lake, &db.name, "quotes").unwrap() + "/_delta_log";
+    let commits = || {
+        std::fs::read_dir(&log)
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    for round in 0..4 {
+        let before = commits();
         let mut child = spawn();
-        tokio::time::sleep(Duration::from_millis(800 + rand::random::<u64>() % 2200)).await;
+        // the kill lands while this process writes: it has committed, and goes on committing
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        while commits() <= before {
+            assert_alive(&mut child, &format!("before kill {round}"));
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no commit within 90 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 1500)).await;
+        assert_alive(&mut child, &format!("at kill {round}"));
         child.kill().unwrap(); // SIGKILL: before, during or after a commit
         child.wait().unwrap();
     }
@@ -480,12 +522,18 @@ async fn s3_lake_on_moto_with_glue_registration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alter_table_during_the_snapshot_is_retried_and_lands_in_the_lake() {
     let db = TestDb::new("lakeddlsnap").await;
-    create_quotes(&db, 30_000).await;
+    create_quotes(&db, 100_000).await;
     let config = db.config("[source.snapshot]\nchunk_size = 500");
     let (cancel, handle) = start_lake(config.clone());
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let quotes = format!("{}.quotes", db.name);
+    // the snapshot has begun (its first chunk is in the lake) and has not finished
+    wait_for_lake(&config, &quotes, "id = 1", 60).await;
     db.exec("ALTER TABLE quotes ADD COLUMN note VARCHAR(10) DEFAULT NULL")
         .await;
+    assert!(
+        !lake_has(&config, &quotes, "id = 100000").await,
+        "the ALTER ran after the snapshot had finished"
+    );
     db.exec("UPDATE quotes SET note = 'n' WHERE id % 1000 = 0")
         .await;
     db.exec("ALTER TABLE quotes DROP COLUMN note").await;
@@ -496,7 +544,7 @@ async fn alter_table_during_the_snapshot_is_retried_and_lands_in_the_lake() {
     assert_lake_equals_source(&config, &db.name, "quotes").await;
 }
 
-async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -517,13 +565,18 @@ async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 async fn metrics_health_and_sigterm_drain() {
     let db = TestDb::new("lakeobs").await;
     create_quotes(&db, 100).await;
-    let port = 20_000 + rand::random::<u16>() % 40_000;
+    // a port nobody else holds: bind one, free it, hand it to the child
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let path = db.dir.path().join("obs.toml");
     std::fs::write(
         &path,
-        format!(
-            "{}[observe]\nlisten = \"127.0.0.1:{port}\"\n",
-            db.config_text("")
+        db.config_text("").replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
         ),
     )
     .unwrap();
@@ -564,7 +617,6 @@ async fn metrics_health_and_sigterm_drain() {
         ))
         .await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let stopped = std::time::Instant::now();
     std::process::Command::new("kill")
         .arg("-TERM")
@@ -615,7 +667,14 @@ async fn maintain_compacts_small_files_and_keeps_the_data() {
             1 + i
         ))
         .await;
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        // one small commit per round
+        wait_for_lake(
+            &config,
+            &format!("{}.quotes", db.name),
+            &format!("id = {}", 1000 + i),
+            60,
+        )
+        .await;
     }
     let quotes = format!("{}.quotes", db.name);
     lake_catch_up(&db, &config, 60).await;
@@ -623,7 +682,13 @@ async fn maintain_compacts_small_files_and_keeps_the_data() {
     handle.await.unwrap().unwrap();
 
     let out = std::process::Command::new(binary())
-        .args(["maintain", "--vacuum-retention-hours", "0", "--config"])
+        .args([
+            "maintain",
+            "--vacuum-retention-hours",
+            "0",
+            "--force",
+            "--config",
+        ])
         .arg(db.config_file(""))
         .output()
         .unwrap();

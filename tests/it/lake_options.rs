@@ -5,7 +5,7 @@ use crate::common::*;
 use crate::lake::{assert_lake_equals_source, start_lake, wait_for_lake};
 use crate::snapshot_stream::create_quotes;
 use binlake::config::Config;
-use binlake::lake::query;
+use binlake::sinks::lake::query;
 use deltalake::arrow::util::display::array_value_to_string;
 use mysql_async::prelude::*;
 use std::time::{Duration, Instant};
@@ -116,7 +116,7 @@ async fn batches_flush_at_max_rows_long_before_the_interval() {
     config.lake.flush_max_rows = 100;
     let quotes = format!("{}.quotes", db.name);
     let (cancel, handle) = start_lake(config.clone());
-    tokio::time::sleep(Duration::from_secs(2)).await; // empty snapshot done, streaming
+    wait_replica_registered(&db.name, config.source.server_id, 60).await;
     for id in 1..=150 {
         db.exec(&format!("INSERT INTO quotes VALUES ({id}, 'S', 1.00, 0)"))
             .await;
@@ -128,7 +128,11 @@ async fn batches_flush_at_max_rows_long_before_the_interval() {
     // one transaction larger than a batch is flushed in parts, so it never has to fit in memory whole
     db.exec("INSERT INTO quotes SELECT seq, 'T', 2.00, 1 FROM seq_1000_to_1249")
         .await;
-    wait_for_count(&config, &quotes, 350, 60).await;
+    let n = wait_for_count(&config, &quotes, 350, 60).await;
+    assert!(
+        (350..400).contains(&n),
+        "the 250-row transaction arrives in parts before the drain: {n} rows"
+    );
     // SIGTERM-style drain commits the rest
     cancel.cancel();
     handle.await.unwrap().unwrap();
@@ -145,7 +149,7 @@ async fn batches_flush_at_max_bytes_long_before_the_interval() {
     config.lake.flush_max_bytes = 4096;
     let quotes = format!("{}.quotes", db.name);
     let (cancel, handle) = start_lake(config.clone());
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_replica_registered(&db.name, config.source.server_id, 60).await;
     // ~100 bytes per buffered row: a few dozen single-row transactions pass 4 KiB
     for id in 1..=100 {
         db.exec(&format!("INSERT INTO quotes VALUES ({id}, 'S', 1.00, 0)"))
@@ -189,6 +193,7 @@ async fn scheduled_maintenance_compacts_while_streaming() {
     config.lake.maintain_interval_secs = 1;
     // files replaced by compaction become vacuumable at once
     config.lake.vacuum_retention_hours = 0;
+    config.lake.vacuum_force = true;
     let quotes = format!("{}.quotes", db.name);
     let (cancel, handle) = start_lake(config.clone());
     wait_for_lake(&config, &quotes, "id = 10", 60).await;
@@ -196,13 +201,14 @@ async fn scheduled_maintenance_compacts_while_streaming() {
     for id in 11..=20 {
         db.exec(&format!("INSERT INTO quotes VALUES ({id}, 'S', 1.00, 0)"))
             .await;
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        // one commit each, across several maintenance intervals
+        wait_for_lake(&config, &quotes, &format!("id = {id}"), 60).await;
     }
     wait_for_lake(&config, &quotes, "id = 20", 60).await;
     cancel.cancel();
     handle.await.unwrap().unwrap();
 
-    let uri = binlake::lake::table_uri(&config.lake, &db.name, "quotes");
+    let uri = binlake::sinks::lake::table_uri(&config.lake, &db.name, "quotes").unwrap();
     let table = deltalake::open_table(deltalake::ensure_table_uri(&uri).unwrap())
         .await
         .unwrap();

@@ -2,13 +2,13 @@
 //! to information_schema, reloads it at each DDL, and fails loudly when it cannot match the binlog.
 
 use crate::common::env;
-use binlake::checkpoint::Checkpoint;
 use binlake::config::{SourceConfig, TableFilter};
+use binlake::event::progress::Checkpoint;
 use binlake::event::{BinlogPosition, SourceMessage, Value};
-use binlake::source::binlog::{BinlogDecoder, DecoderOptions};
-use binlake::source::schema::{load_collations, load_tables, CapturedTable};
-use binlake::source::stream::run_stream;
-use binlake::source::{current_position, ServerInfo, SourceError};
+use binlake::sources::mysql::binlog::{BinlogDecoder, DecoderOptions};
+use binlake::sources::mysql::schema::{load_collations, load_tables, CapturedTable};
+use binlake::sources::mysql::stream::run_stream;
+use binlake::sources::mysql::{current_position, ServerInfo, SourceError};
 use mysql_async::prelude::*;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -41,7 +41,7 @@ async fn stream_while(
     ))
     .unwrap();
     let filter = TableFilter::from_patterns(&cfg.include, &[], &[]);
-    let mut conn = binlake::source::connect(&cfg).await.unwrap();
+    let mut conn = binlake::sources::mysql::connect(&cfg).await.unwrap();
     let info = ServerInfo::read(&mut conn).await.unwrap();
     let tables: Vec<CapturedTable> = load_tables(&mut conn, &filter, &cfg.keys, None)
         .await
@@ -57,20 +57,25 @@ async fn stream_while(
         },
         gtid: None,
         snapshot: None,
+        xa: None,
     };
     let opts = DecoderOptions {
         filter: filter.clone(),
         keys: Default::default(),
         collations: load_collations(&mut conn).await.unwrap(),
         allow_anonymous_columns: false,
+        max_prepared_xa_bytes: usize::MAX,
     };
     let mut decoder = BinlogDecoder::new(opts, &start, true, tables);
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let (tx, mut rx) = binlake::channel::channel(1024, 64 << 20);
     let cancel = CancellationToken::new();
     let c = cancel.clone();
+    let identity = binlake::sources::mysql::StreamIdentity::new("minimal", "test");
+    // the stream starts at the position read above: writes after this line are in it however soon they come
     let task =
-        tokio::spawn(async move { run_stream(&cfg, &filter, &mut decoder, &tx, &c, "test").await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::spawn(
+            async move { run_stream(&cfg, &filter, &mut decoder, &tx, &c, &identity).await },
+        );
     let mut admin = bad_admin().await;
     admin.query_drop(format!("USE `{db}`")).await.unwrap();
     for sql in write {
@@ -87,7 +92,7 @@ async fn stream_while(
         < expect
     {
         tokio::select! {
-            m = rx.recv() => match m { Some(m) => out.push(m), None => break },
+            m = rx.recv() => match m { Some(batch) => out.extend(batch), None => break },
             _ = tokio::time::sleep_until(deadline) => break,
         }
     }

@@ -6,9 +6,9 @@ use crate::common::*;
 use crate::lake::{assert_lake_equals_source, lake_catch_up, start_lake};
 use crate::snapshot_stream::create_quotes;
 use binlake::event::{ColumnKind, ColumnSchema, TableSchema, Value};
-use binlake::lake::partition::Partitioning;
-use binlake::lake::table::{KeyChange, LakeTable, Prior, TableOptions};
-use binlake::lake::{storage_options, table_uri};
+use binlake::sinks::lake::partition::Partitioning;
+use binlake::sinks::lake::table::{KeyChange, LakeTable, Prior, TableOptions};
+use binlake::sinks::lake::{storage_options, table_uri};
 use std::sync::Arc;
 
 const TRADES: &str = "CREATE TABLE trades (id BIGINT PRIMARY KEY, symbol VARCHAR(8) NOT NULL, \
@@ -124,7 +124,7 @@ async fn partitioned_lake_equals_source_and_rows_move_between_days() {
 }
 
 async fn count(config: &binlake::config::Config, sql: &str) -> u64 {
-    let batches = binlake::lake::query::sql(&config.lake, sql)
+    let batches = binlake::sinks::lake::query::sql(&config.lake, sql)
         .await
         .unwrap()
         .collect()
@@ -161,7 +161,7 @@ async fn merge_reads_only_the_partitions_of_stored_rows() {
     });
     let partitioning = Partitioning::parse("day(day)").unwrap();
     let mut table = LakeTable::open_or_create(
-        &table_uri(&cfg, "p", "t"),
+        &table_uri(&cfg, "p", "t").unwrap(),
         &storage_options(&cfg),
         &schema,
         TableOptions {
@@ -208,7 +208,7 @@ async fn merge_reads_only_the_partitions_of_stored_rows() {
     assert_eq!(applied.files_skipped, 2, "{applied:?}");
     assert_eq!(applied.rows_rewritten, 8, "{applied:?}");
 
-    let rows = binlake::lake::query::sql(
+    let rows = binlake::sinks::lake::query::sql(
         &cfg,
         "SELECT id, qty, CAST(_day_day AS VARCHAR) FROM p.t WHERE id IN (1, 4) ORDER BY id",
     )

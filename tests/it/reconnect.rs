@@ -172,3 +172,81 @@ async fn table_and_column_filters_apply_to_snapshot_and_stream() {
         assert!(e.after.as_ref().unwrap().len() == 2);
     }
 }
+
+/// Resumes a SIGSTOPped server however the test ends, so no other test finds it frozen.
+struct Frozen(i32);
+
+impl Frozen {
+    fn new(pid: i32) -> Self {
+        assert_eq!(unsafe { kill(pid, 19) }, 0, "SIGSTOP the server");
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        unsafe { kill(self.0, 18) }; // SIGCONT
+    }
+}
+
+extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+async fn reconnects(port: u16) -> Option<u64> {
+    let body = crate::lake::http_get(port, "/metrics").await?.1;
+    body.lines()
+        .find(|l| l.starts_with("binlake_source_reconnects_total "))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_server_is_noticed_and_the_stream_reconnects() {
+    // the auxiliary server: freezing it stalls no other test
+    let db = TestDb::on_aux("freeze").await;
+    create_quotes(&db, 100).await;
+    let pid: i32 = std::fs::read_to_string(env("BINLAKE_TEST_AUX_MYSQL_PIDFILE"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = db.dir.path().join("freeze.toml");
+    std::fs::write(
+        &path,
+        db.config_text("heartbeat_secs = 1\nconnect_timeout_secs = 2\nmax_backoff_secs = 2")
+            .replace(
+                "listen = \"127.0.0.1:0\"",
+                &format!("listen = \"127.0.0.1:{port}\""),
+            ),
+    )
+    .unwrap();
+    let config = binlake::config::Config::load(&path).unwrap();
+    let mut child = spawn_binlake(&path, &[]);
+    crate::lake::lake_catch_up(&db, &config, 90).await;
+    let before = reconnects(port).await.expect("metrics served");
+    {
+        let _frozen = Frozen::new(pid);
+        // a half-open connection: no error, no data; four missed heartbeats later binlake gives up on it
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while reconnects(port).await.unwrap_or(0) <= before {
+            assert_alive(&mut child, "while the server is frozen");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "binlake did not notice the frozen server within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    } // SIGCONT
+    db.exec("UPDATE quotes SET qty = 7 WHERE id = 3").await;
+    db.exec("INSERT INTO quotes VALUES (101, 'F', 1.00, 1)")
+        .await;
+    crate::lake::lake_catch_up(&db, &config, 90).await;
+    assert_alive(&mut child, "after the server resumed");
+    assert!(signal_and_wait(&mut child, 15).success());
+    crate::lake::assert_lake_equals_source(&config, &db.name, "quotes").await;
+}

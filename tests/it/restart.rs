@@ -105,19 +105,65 @@ fn to_events(lines: &[serde_json::Value]) -> Vec<ChangeEvent> {
         .collect()
 }
 
-async fn kill_restart_cycle(prefix: &str, initial_rows: u64, chunk: u32, kill_after_ms: &[u64]) {
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Phase {
+    Snapshot,
+    Streaming,
+}
+
+/// The phase and `_seq` progress the process's own checkpoint file records, if it has one.
+fn progress(db: &TestDb) -> Option<(Phase, u64)> {
+    let text = std::fs::read_to_string(db.dir.path().join("state/it.checkpoint.json")).ok()?;
+    let cp: binlake::event::progress::Checkpoint = serde_json::from_str(&text).ok()?;
+    let phase = if cp.snapshot.as_ref().is_some_and(|s| !s.complete) {
+        Phase::Snapshot
+    } else {
+        Phase::Streaming
+    };
+    Some((phase, cp.next_seq))
+}
+
+async fn kill_restart_cycle(
+    prefix: &str,
+    initial_rows: u64,
+    chunk: u32,
+    kills: usize,
+    phase: Phase,
+) {
     let db = TestDb::new(prefix).await;
     create_quotes(&db, initial_rows).await;
     let config = db.config_file(&format!("[source.snapshot]\nchunk_size = {chunk}"));
     let stop = Arc::new(AtomicBool::new(false));
     let w = tokio::spawn(writer(db.name.clone(), stop.clone(), initial_rows));
     let mut outputs = vec![];
-    for (i, ms) in kill_after_ms.iter().enumerate() {
+    for i in 0..kills {
         let out = db.dir.path().join(format!("run{i}.jsonl"));
+        let before = progress(&db).map_or(0, |(_, seq)| seq);
         let mut child = spawn(&config, &out);
-        tokio::time::sleep(Duration::from_millis(*ms)).await;
+        // kill once this process has made progress of its own in the phase the test is about
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            assert_alive(&mut child, &format!("before kill {i}"));
+            match progress(&db) {
+                Some((p, seq)) if p == phase && seq > before => break,
+                Some((p, _)) if p != phase && phase == Phase::Snapshot => {
+                    panic!("kill {i}: the snapshot finished before the kill could land in it")
+                }
+                _ => {}
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "kill {i}: no progress within 90 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
+        assert_eq!(
+            progress(&db).map(|(p, _)| p),
+            Some(phase),
+            "kill {i} landed in the {phase:?} phase"
+        );
         outputs.push(out);
     }
     stop.store(true, Ordering::Relaxed);
@@ -149,15 +195,30 @@ async fn kill_restart_cycle(prefix: &str, initial_rows: u64, chunk: u32, kill_af
     // select_state uses the full schema; compare on the four columns the envelope carries
     assert_same_state(&got, &want, "after kills and restarts");
 
-    // A restart after the graceful stop emits nothing new: the checkpoint was exact.
+    // A restart after the graceful stop emits nothing old: the checkpoint was exact. Its first event is
+    // a row inserted after it started, and nothing precedes it.
     let out = db.dir.path().join("idle.jsonl");
     let mut child = spawn(&config, &out);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let id = crate::snapshot_stream::sentinel(&db).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while !lines(&out)
+        .iter()
+        .any(|l| l["after"]["id"].as_u64() == Some(id))
+    {
+        assert_alive(&mut child, "after the idle restart");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new row did not arrive"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     unsafe { libc_kill(child.id() as i32, 15) };
     child.wait().unwrap();
-    assert!(
-        lines(&out).is_empty(),
-        "restart after a graceful stop repeated events"
+    let emitted = lines(&out);
+    assert_eq!(
+        emitted.len(),
+        1,
+        "restart after a graceful stop repeated events: {emitted:?}"
     );
 }
 
@@ -168,11 +229,12 @@ extern "C" {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_snapshot_resumes_where_it_stopped() {
-    // 60k rows in 300-row chunks take several seconds: the kills land inside the snapshot.
-    kill_restart_cycle("killsnap", 60_000, 300, &[700, 900, 1200]).await;
+    // 1M rows in 200-row chunks take several seconds: each kill lands inside the snapshot (checked from
+    // the process's own checkpoint)
+    kill_restart_cycle("killsnap", 1_000_000, 200, 3, Phase::Snapshot).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_streaming_continues_exactly() {
-    kill_restart_cycle("killstream", 100, 1000, &[1500, 2000, 1700]).await;
+    kill_restart_cycle("killstream", 100, 1000, 3, Phase::Streaming).await;
 }

@@ -1,0 +1,332 @@
+//! The path a user runs, measured from outside: a `binlake run` process from its start until the last row
+//! is delivered — counted as lines on its stdout pipe, or seen in the lake's resume marker — beside the
+//! MariaDB C client reading the same table in the same run. `--suite memory` streams one very large
+//! transaction and one of very wide rows into the lake and reports the process's peak resident memory.
+
+use super::source::source_config;
+use super::BenchArgs;
+use crate::event::progress::Checkpoint;
+use crate::event::BinlogPosition;
+use crate::sources::mysql::{connect, current_position, ServerInfo};
+use mysql_async::prelude::*;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+
+struct Bench {
+    admin_url: String,
+    dir: PathBuf,
+}
+
+/// What one `binlake run` delivered.
+struct Delivered {
+    secs: f64,
+    peak_rss_mib: u64,
+}
+
+impl Bench {
+    fn config(&self, name: &str, sink: &str, extra_source: &str) -> anyhow::Result<PathBuf> {
+        let opts = mysql_async::Opts::from_url(&self.admin_url)?;
+        let text = format!(
+            "name = \"{name}\"\n[source]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npassword = \"{}\"\n\
+             server_id = {}\ninclude = [\"binlake_bench.*\"]\n{extra_source}\n[sink]\nkind = \"{sink}\"\n\
+             [state]\ndir = \"{}\"\n[observe]\nlisten = \"\"\n[lake]\nroot = \"{}\"\nmaintain_interval_secs = 0\n",
+            opts.ip_or_hostname(),
+            opts.tcp_port(),
+            opts.user().unwrap_or("root"),
+            opts.pass().unwrap_or(""),
+            6000 + rand::random::<u32>() % 1000,
+            self.dir.join(name).join("state").display(),
+            self.dir.join(name).join("lake").display(),
+        );
+        let path = self.dir.join(format!("{name}.toml"));
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
+
+    fn spawn(&self, config: &Path, stdout: Stdio) -> anyhow::Result<tokio::process::Child> {
+        Ok(tokio::process::Command::new(std::env::current_exe()?)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("BINLAKE_LOG", "error")
+            .stdout(stdout)
+            .kill_on_drop(true)
+            .spawn()?)
+    }
+
+    /// Process start to the `rows`-th line on its stdout.
+    async fn to_stdout(&self, config: &Path, rows: u64) -> anyhow::Result<Delivered> {
+        let started = Instant::now();
+        let mut child = self.spawn(config, Stdio::piped())?;
+        let mut out = child.stdout.take().expect("piped");
+        let mut buf = vec![0u8; 1 << 20];
+        let mut lines = 0u64;
+        while lines < rows {
+            let n = out.read(&mut buf).await?;
+            anyhow::ensure!(n > 0, "binlake stopped after {lines} of {rows} lines");
+            lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let peak_rss_mib = peak_rss_of(child.id());
+        child.kill().await.ok();
+        Ok(Delivered { secs, peak_rss_mib })
+    }
+
+    /// Process start to the lake's resume marker reaching `until` (past the snapshot).
+    async fn to_lake(
+        &self,
+        name: &str,
+        config: &Path,
+        until: &BinlogPosition,
+    ) -> anyhow::Result<Delivered> {
+        let marker = self
+            .dir
+            .join(name)
+            .join("lake/_binlake")
+            .join(format!("{name}.checkpoint.json"));
+        let started = Instant::now();
+        let mut child = self.spawn(config, Stdio::null())?;
+        let mut peak = 0;
+        loop {
+            peak = peak.max(peak_rss_of(child.id()));
+            if let Some(status) = child.try_wait()? {
+                anyhow::bail!("binlake exited early: {status}");
+            }
+            if let Ok(text) = std::fs::read_to_string(&marker) {
+                if let Ok(cp) = serde_json::from_str::<Checkpoint>(&text) {
+                    if cp.snapshot.as_ref().is_none_or(|s| s.complete) && cp.position >= *until {
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let peak_rss_mib = peak.max(peak_rss_of(child.id()));
+        child.kill().await.ok();
+        Ok(Delivered { secs, peak_rss_mib })
+    }
+
+    /// Writes the checkpoint a run resumes from (stdout sink: state file; lake sink: resume marker).
+    fn resume_at(&self, name: &str, lake: bool, position: &BinlogPosition) -> anyhow::Result<()> {
+        let cp = Checkpoint {
+            next_seq: 1,
+            position: position.clone(),
+            gtid: None,
+            snapshot: None,
+            xa: None,
+        };
+        let path = if lake {
+            self.dir.join(name).join("lake/_binlake")
+        } else {
+            self.dir.join(name).join("state")
+        };
+        std::fs::create_dir_all(&path)?;
+        std::fs::write(
+            path.join(format!("{name}.checkpoint.json")),
+            serde_json::to_vec(&cp)?,
+        )?;
+        Ok(())
+    }
+}
+
+/// Peak resident set of a child process (Linux `VmHWM`), in MiB.
+fn peak_rss_of(pid: Option<u32>) -> u64 {
+    pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}
+
+async fn reset_table(conn: &mut mysql_async::Conn, ddl: &str) -> anyhow::Result<()> {
+    conn.query_drop("DROP DATABASE IF EXISTS binlake_bench")
+        .await?;
+    conn.query_drop("CREATE DATABASE binlake_bench").await?;
+    conn.query_drop(ddl).await?;
+    Ok(())
+}
+
+const QUOTES: &str = "CREATE TABLE binlake_bench.quotes (id BIGINT UNSIGNED PRIMARY KEY, symbol VARCHAR(12) NOT NULL, \
+    bid DECIMAL(18,6) NOT NULL, ask DECIMAL(18,6) NOT NULL, bid_size INT NOT NULL, ask_size INT NOT NULL, \
+    venue ENUM('XNAS','XNYS','ARCX','BATS') NOT NULL, ts DATETIME(6) NOT NULL)";
+
+fn quotes_from(first: u64, last: u64) -> String {
+    format!(
+        "INSERT INTO binlake_bench.quotes SELECT seq, CONCAT('SYM', seq % 500), 100 + (seq % 9973) / 100, \
+         100.01 + (seq % 9973) / 100, seq % 1000, (seq * 7) % 1000, ELT(1 + seq % 4, 'XNAS','XNYS','ARCX','BATS'), \
+         TIMESTAMPADD(MICROSECOND, seq, '2026-11-20 14:30:00') FROM seq_{first}_to_{last}"
+    )
+}
+
+fn rate(rows: u64, d: &Delivered) -> String {
+    format!(
+        "{rows} rows in {:.2} s = {:.0} rows/s, peak RSS {} MiB",
+        d.secs,
+        rows as f64 / d.secs,
+        d.peak_rss_mib
+    )
+}
+
+/// The C client reading the whole table, for comparison in the same run.
+fn c_client(admin_url: &str) -> anyhow::Result<f64> {
+    let opts = mysql_async::Opts::from_url(admin_url)?;
+    let started = Instant::now();
+    let status = std::process::Command::new("mariadb")
+        .args(["--no-defaults", "--quick", "-N", "-B"])
+        .arg(format!("-h{}", opts.ip_or_hostname()))
+        .arg(format!("-P{}", opts.tcp_port()))
+        .arg(format!("-u{}", opts.user().unwrap_or("root")))
+        .arg(format!("-p{}", opts.pass().unwrap_or("")))
+        .args(["-e", "SELECT * FROM binlake_bench.quotes"])
+        .stdout(Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "mariadb client failed");
+    Ok(started.elapsed().as_secs_f64())
+}
+
+pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("binlake-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let bench = Bench {
+        admin_url: args.admin_url.clone(),
+        dir: dir.clone(),
+    };
+    let cfg = source_config(&args.admin_url)?;
+    let mut conn = connect(&cfg).await?;
+    let info = ServerInfo::read(&mut conn).await?;
+
+    // snapshot: one table of `rows`
+    let rows = args.rows;
+    reset_table(&mut conn, QUOTES).await?;
+    conn.query_drop(quotes_from(1, rows)).await?;
+    let secs = c_client(&args.admin_url)?;
+    println!(
+        "C client (mariadb --quick) reading the table: {rows} rows in {secs:.2} s = {:.0} rows/s",
+        rows as f64 / secs
+    );
+    let c = bench.config(
+        "snap_stdout",
+        "stdout",
+        "[source.snapshot]\nchunk_size = 50000",
+    )?;
+    println!(
+        "snapshot → stdout (process start to last line): {}",
+        rate(rows, &bench.to_stdout(&c, rows).await?)
+    );
+    let c = bench.config("snap_lake", "lake", "[source.snapshot]\nchunk_size = 50000")?;
+    let end = current_position(&mut conn, &info)
+        .await?
+        .expect("binlog on");
+    println!(
+        "snapshot → lake (process start to last row committed): {}",
+        rate(rows, &bench.to_lake("snap_lake", &c, &end).await?)
+    );
+
+    // streaming: the same number of rows in 1,000-row transactions, read from the binlog
+    reset_table(&mut conn, QUOTES).await?;
+    let start = current_position(&mut conn, &info)
+        .await?
+        .expect("binlog on");
+    let mut done = 0;
+    while done < rows {
+        let n = 1000.min(rows - done);
+        conn.query_drop(quotes_from(done + 1, done + n)).await?;
+        done += n;
+    }
+    let end = current_position(&mut conn, &info)
+        .await?
+        .expect("binlog on");
+    bench.resume_at("stream_stdout", false, &start)?;
+    let c = bench.config("stream_stdout", "stdout", "")?;
+    println!(
+        "binlog → stdout, 1,000-row transactions (process start to last line): {}",
+        rate(rows, &bench.to_stdout(&c, rows).await?)
+    );
+    bench.resume_at("stream_lake", true, &start)?;
+    let c = bench.config("stream_lake", "lake", "")?;
+    println!(
+        "binlog → lake, 1,000-row transactions (process start to last row committed): {}",
+        rate(rows, &bench.to_lake("stream_lake", &c, &end).await?)
+    );
+    conn.query_drop("DROP DATABASE binlake_bench").await?;
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+/// `--suite memory`: one transaction of `--big-tx-rows` rows, then one of `--wide-rows` rows of
+/// `--wide-row-kb` KiB each, binlog → lake; the peak resident memory of the binlake process for each.
+pub async fn memory(args: &BenchArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("binlake-mem-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let bench = Bench {
+        admin_url: args.admin_url.clone(),
+        dir: dir.clone(),
+    };
+    let cfg = source_config(&args.admin_url)?;
+    let mut conn = connect(&cfg).await?;
+    let info = ServerInfo::read(&mut conn).await?;
+
+    reset_table(&mut conn, QUOTES).await?;
+    let start = current_position(&mut conn, &info)
+        .await?
+        .expect("binlog on");
+    // one statement, one transaction
+    conn.query_drop(quotes_from(1, args.big_tx_rows)).await?;
+    let end = current_position(&mut conn, &info)
+        .await?
+        .expect("binlog on");
+    bench.resume_at("big_tx", true, &start)?;
+    let c = bench.config("big_tx", "lake", "")?;
+    let d = bench.to_lake("big_tx", &c, &end).await?;
+    println!(
+        "one transaction of {} rows → lake: {:.1} s, peak RSS {} MiB",
+        args.big_tx_rows, d.secs, d.peak_rss_mib
+    );
+
+    reset_table(
+        &mut conn,
+        "CREATE TABLE binlake_bench.wide (id INT PRIMARY KEY, payload LONGTEXT NOT NULL)",
+    )
+    .await?;
+    conn.query_drop("SET SESSION max_statement_time = 0")
+        .await
+        .ok();
+    let start = current_position(&mut conn, &info)
+        .await?
+        .expect("binlog on");
+    let kb = args.wide_row_kb;
+    let mut tx = conn.start_transaction(Default::default()).await?;
+    let mut done = 0;
+    while done < args.wide_rows {
+        let n = 100.min(args.wide_rows - done);
+        tx.query_drop(format!(
+            "INSERT INTO binlake_bench.wide SELECT seq, REPEAT(CHAR(65 + seq % 26), {}) FROM seq_{}_to_{}",
+            kb * 1024,
+            done + 1,
+            done + n
+        ))
+        .await?;
+        done += n;
+    }
+    tx.commit().await?;
+    let end = current_position(&mut conn, &info)
+        .await?
+        .expect("binlog on");
+    bench.resume_at("wide_tx", true, &start)?;
+    let c = bench.config("wide_tx", "lake", "")?;
+    let d = bench.to_lake("wide_tx", &c, &end).await?;
+    println!(
+        "one transaction of {} rows of {kb} KiB ({} MiB) → lake: {:.1} s, peak RSS {} MiB",
+        args.wide_rows,
+        args.wide_rows * kb / 1024,
+        d.secs,
+        d.peak_rss_mib
+    );
+    conn.query_drop("DROP DATABASE binlake_bench").await?;
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}

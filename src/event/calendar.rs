@@ -1,0 +1,145 @@
+//! Calendar arithmetic and temporal rendering shared by decoding, the envelope and the lake: days since
+//! the Unix epoch by `chrono`, and ISO-8601 text for MySQL's temporal values (zero dates kept as stored).
+
+use super::Value;
+use chrono::{Datelike, NaiveDate};
+
+/// `NaiveDate::num_days_from_ce` of 1970-01-01.
+const UNIX_EPOCH_FROM_CE: i64 = 719_163;
+
+/// Days since 1970-01-01 of a proleptic Gregorian date; `None` for a date that does not exist (month or
+/// day 0, or 30 February, which MySQL's ALLOW_INVALID_DATES accepts).
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> Option<i64> {
+    let date = NaiveDate::from_ymd_opt(
+        i32::try_from(year).ok()?,
+        u32::try_from(month).ok()?,
+        u32::try_from(day).ok()?,
+    )?;
+    Some(date.num_days_from_ce() as i64 - UNIX_EPOCH_FROM_CE)
+}
+
+/// The date `days` after 1970-01-01, as (year, month, day); clamped to the range chrono represents
+/// (far beyond any MySQL value).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let from_ce = (days + UNIX_EPOCH_FROM_CE).clamp(
+        NaiveDate::MIN.num_days_from_ce() as i64,
+        NaiveDate::MAX.num_days_from_ce() as i64,
+    );
+    let date = NaiveDate::from_num_days_from_ce_opt(from_ce as i32).expect("clamped into range");
+    (date.year() as i64, date.month(), date.day())
+}
+
+/// Wall-clock time in milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn frac(micros: u32) -> String {
+    if micros == 0 {
+        String::new()
+    } else {
+        format!(".{micros:06}")
+    }
+}
+
+/// ISO-8601 text for temporal values; zero dates keep their zeros (see docs/types.md).
+pub fn render_temporal(v: &Value) -> String {
+    match *v {
+        Value::Date { year, month, day } => format!("{year:04}-{month:02}-{day:02}"),
+        Value::DateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micros,
+        } => {
+            format!(
+                "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{}",
+                frac(micros)
+            )
+        }
+        Value::Timestamp { secs: 0, micros: 0 } => "0000-00-00T00:00:00Z".to_string(),
+        Value::Timestamp { secs, micros } => {
+            let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+            let t = secs.rem_euclid(86_400);
+            format!(
+                "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}{}Z",
+                t / 3600,
+                t / 60 % 60,
+                t % 60,
+                frac(micros)
+            )
+        }
+        Value::Time {
+            negative,
+            hours,
+            minutes,
+            seconds,
+            micros,
+        } => {
+            format!(
+                "{}{hours:02}:{minutes:02}:{seconds:02}{}",
+                if negative { "-" } else { "" },
+                frac(micros)
+            )
+        }
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_round_trip() {
+        for (y, m, d) in [
+            (1970, 1, 1),
+            (2038, 1, 19),
+            (1, 1, 1),
+            (9999, 12, 31),
+            (2000, 2, 29),
+        ] {
+            let days = days_from_civil(y, m as i64, d as i64).unwrap();
+            assert_eq!(civil_from_days(days), (y, m, d));
+        }
+        assert_eq!(days_from_civil(1970, 1, 2), Some(1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(days_from_civil(2024, 2, 30), None);
+        assert_eq!(days_from_civil(2024, 0, 10), None);
+    }
+
+    #[test]
+    fn temporal_rendering() {
+        assert_eq!(
+            render_temporal(&Value::Date {
+                year: 0,
+                month: 0,
+                day: 0
+            }),
+            "0000-00-00"
+        );
+        assert_eq!(
+            render_temporal(&Value::Timestamp {
+                secs: 1_700_000_000,
+                micros: 120
+            }),
+            "2023-11-14T22:13:20.000120Z"
+        );
+        assert_eq!(
+            render_temporal(&Value::Time {
+                negative: true,
+                hours: 838,
+                minutes: 59,
+                seconds: 59,
+                micros: 0
+            }),
+            "-838:59:59"
+        );
+    }
+}

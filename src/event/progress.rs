@@ -1,0 +1,141 @@
+//! Progress: the resumable state of the source (binlog position, GTID state, next `_seq`, snapshot and
+//! XA progress). The source emits it; the sink that makes everything before it durable keeps it.
+
+use crate::event::{BinlogPosition, TableId, Value};
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// `_seq` the next emitted event gets.
+    pub next_seq: u64,
+    /// Where the binlog stream resumes (a transaction boundary).
+    pub position: BinlogPosition,
+    /// GTID state at `position`: a MySQL GTID set or MariaDB `domain-server-seq` list.
+    pub gtid: Option<String>,
+    /// Present from the first snapshot chunk until the stream has passed every snapshot position.
+    pub snapshot: Option<SnapshotProgress>,
+    /// Present while an XA transaction is prepared but neither committed nor rolled back: `position`,
+    /// `gtid` are then the start of its group, so a restart reads its rows again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xa: Option<XaReplay>,
+}
+
+/// How to resume behind a prepared XA transaction without emitting anything twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct XaReplay {
+    /// `_seq` the stream had at `position`: re-reading from there reproduces the same `_seq`s.
+    pub resume_seq: u64,
+    /// Everything up to this transaction boundary was delivered already; it is re-read, not re-emitted.
+    pub delivered: BinlogPosition,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SnapshotProgress {
+    pub complete: bool,
+    pub tables: BTreeMap<TableId, TableProgress>,
+}
+
+/// Snapshot progress of one table. Rows are read in key order in chunks; a chunk read in a later snapshot
+/// session (after a restart) was read at a later binlog position, so the key range is split into segments,
+/// each with the position its rows reflect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TableProgress {
+    pub segments: Vec<Segment>,
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    /// Inclusive upper key bound; `None` means unbounded (the table's last segment once done).
+    pub upper: Option<Vec<Value>>,
+    /// Binlog position the rows of this key range were read at.
+    pub position: BinlogPosition,
+}
+
+impl TableProgress {
+    /// The last key read so far, where the next chunk starts (exclusive).
+    pub fn resume_key(&self) -> Option<&Vec<Value>> {
+        self.segments.last().and_then(|s| s.upper.as_ref())
+    }
+
+    /// Records a chunk read at `position` ending at `upper` (`None` when the table is finished).
+    pub fn record_chunk(&mut self, upper: Option<Vec<Value>>, position: &BinlogPosition) {
+        match self.segments.last_mut() {
+            Some(last) if &last.position == position => last.upper = upper.clone(),
+            _ => self.segments.push(Segment {
+                upper: upper.clone(),
+                position: position.clone(),
+            }),
+        }
+        if upper.is_none() {
+            self.done = true;
+        }
+    }
+
+    /// Position whose rows cover `key`: binlog changes to this key at or before it are already in the snapshot.
+    /// `None` when the key order cannot be decided here (a collated string key spanning sessions).
+    pub fn position_for(&self, key: &[Value]) -> Option<&BinlogPosition> {
+        if self.segments.len() == 1 {
+            return Some(&self.segments[0].position);
+        }
+        for seg in &self.segments {
+            match &seg.upper {
+                None => return Some(&seg.position),
+                Some(upper) => match compare_keys(key, upper)? {
+                    Ordering::Less | Ordering::Equal => return Some(&seg.position),
+                    Ordering::Greater => continue,
+                },
+            }
+        }
+        self.segments.last().map(|s| &s.position)
+    }
+}
+
+pub fn compare_keys(a: &[Value], b: &[Value]) -> Option<Ordering> {
+    for (x, y) in a.iter().zip(b) {
+        match x.key_cmp(y)? {
+            Ordering::Equal => continue,
+            other => return Some(other),
+        }
+    }
+    Some(Ordering::Equal)
+}
+
+impl SnapshotProgress {
+    /// Latest position any snapshot segment was read at; once the stream is past it the snapshot
+    /// no longer affects which binlog changes are emitted.
+    pub fn last_position(&self) -> Option<&BinlogPosition> {
+        self.tables
+            .values()
+            .flat_map(|t| t.segments.iter().map(|s| &s.position))
+            .max()
+    }
+
+    pub fn first_position(&self) -> Option<&BinlogPosition> {
+        self.tables
+            .values()
+            .flat_map(|t| t.segments.iter().map(|s| &s.position))
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_route_keys_to_the_session_that_read_them() {
+        let p1 = BinlogPosition::new("b.000001", 100);
+        let p2 = BinlogPosition::new("b.000001", 500);
+        let mut t = TableProgress::default();
+        t.record_chunk(Some(vec![Value::Int(10)]), &p1);
+        t.record_chunk(Some(vec![Value::Int(20)]), &p1);
+        t.record_chunk(None, &p2);
+        assert_eq!(t.segments.len(), 2);
+        assert_eq!(t.position_for(&[Value::Int(20)]), Some(&p1));
+        assert_eq!(t.position_for(&[Value::Int(21)]), Some(&p2));
+        assert!(t.done);
+    }
+}

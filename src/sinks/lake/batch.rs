@@ -1,0 +1,419 @@
+//! The lake sink: buffers events, collapses them to the last change per key, and flushes one MERGE per
+//! table when the batch reaches max rows, max bytes or max latency, then moves the resume checkpoint.
+//! Only whole transactions are flushed, unless a single transaction outgrows the batch limits.
+
+use super::collapse::TableBatch;
+use super::glue::GlueCatalog;
+use super::partition::Partitioning;
+use super::table::{Applied, KeyChange, LakeTable, TableOptions};
+use super::{app_id, storage_options, table_uri, LakeError, LakeErrorKind, ResumeMarker};
+use crate::config::LakeConfig;
+use crate::event::progress::Checkpoint;
+use crate::event::{ChangeEvent, SourceMessage, TableId};
+use crate::retry::Backoff;
+use crate::sinks::{Sink, SinkError};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// After a stop request, commits are retried for at most this long, inside ECS's 30 s stop timeout.
+const DRAIN_BUDGET: Duration = Duration::from_secs(20);
+
+pub struct LakeSink {
+    cfg: LakeConfig,
+    connector: String,
+    storage: HashMap<String, String>,
+    marker: ResumeMarker,
+    catalog: Option<GlueCatalog>,
+    tables: HashMap<TableId, LakeTable>,
+    /// Highest `_seq` each table already holds: replayed events at or below it are skipped.
+    committed: HashMap<TableId, u64>,
+    /// Events of the open transaction (after the last checkpoint), and their size.
+    open_tx: Vec<ChangeEvent>,
+    open_tx_bytes: usize,
+    ready: HashMap<TableId, TableBatch>,
+    ready_rows: usize,
+    ready_bytes: usize,
+    ready_checkpoint: Option<Checkpoint>,
+    /// A checkpoint arrived that the marker does not hold yet.
+    marker_dirty: bool,
+    last_flush: Instant,
+    first_buffered: Option<Instant>,
+    /// The pipeline's stop request; once it fires, retries must end within `DRAIN_BUDGET`.
+    stop: CancellationToken,
+    stop_seen: Option<Instant>,
+    pub stats: FlushStats,
+}
+
+/// What the last flushes did; read by metrics and benchmarks.
+#[derive(Debug, Default, Clone)]
+pub struct FlushStats {
+    pub flushes: u64,
+    pub rows_merged: u64,
+    pub last_flush: Duration,
+    pub last_source_ts_ms: i64,
+}
+
+impl LakeSink {
+    pub async fn new(cfg: &LakeConfig, connector: &str) -> Result<Self, LakeError> {
+        let catalog = match &cfg.glue {
+            Some(g) => Some(GlueCatalog::new(g).await),
+            None => None,
+        };
+        Ok(LakeSink {
+            marker: ResumeMarker::new(cfg, connector)?,
+            catalog,
+            storage: storage_options(cfg),
+            cfg: cfg.clone(),
+            connector: connector.to_string(),
+            tables: HashMap::new(),
+            committed: HashMap::new(),
+            open_tx: vec![],
+            open_tx_bytes: 0,
+            ready: HashMap::new(),
+            ready_rows: 0,
+            ready_bytes: 0,
+            ready_checkpoint: None,
+            marker_dirty: false,
+            last_flush: Instant::now(),
+            first_buffered: None,
+            stop: CancellationToken::new(),
+            stop_seen: None,
+            stats: FlushStats::default(),
+        })
+    }
+
+    async fn table(
+        &mut self,
+        ev_schema: &crate::event::TableSchema,
+    ) -> Result<&mut LakeTable, LakeError> {
+        let id = ev_schema.id();
+        if !self.tables.contains_key(&id) {
+            let uri = table_uri(&self.cfg, &ev_schema.database, &ev_schema.table)?;
+            let options = TableOptions {
+                partitioning: self.partitioning(&id)?,
+                ..TableOptions::new(&self.cfg, &self.connector)
+            };
+            let t = LakeTable::open_or_create(&uri, &self.storage, ev_schema, options).await?;
+            let seq = t.committed_seq().await?.unwrap_or(0);
+            self.committed.insert(id.clone(), seq);
+            self.tables.insert(id.clone(), t);
+            // registering on every start keeps Glue in step even if it was changed or lost meanwhile
+            self.register(&id).await?;
+        }
+        Ok(self.tables.get_mut(&id).expect("inserted above"))
+    }
+
+    fn partitioning(&self, id: &TableId) -> Result<Option<Partitioning>, LakeError> {
+        crate::config::for_table(&self.cfg.partitions, id)
+            .map(|spec| {
+                Partitioning::parse(spec)
+                    .map(|p| p.with_prefix(&self.cfg.metadata_prefix))
+                    .map_err(LakeError::Definite)
+            })
+            .transpose()
+    }
+
+    async fn register(&self, id: &TableId) -> Result<(), LakeError> {
+        let (Some(catalog), Some(table)) = (&self.catalog, self.tables.get(id)) else {
+            return Ok(());
+        };
+        catalog
+            .register(
+                &id.database,
+                &id.table,
+                &table_uri(&self.cfg, &id.database, &id.table)?,
+                &table.all_columns()?,
+            )
+            .await
+    }
+
+    async fn evolve(&mut self, schema: &crate::event::TableSchema) -> Result<(), LakeError> {
+        if self.table(schema).await?.evolve(schema).await? {
+            self.register(&schema.id()).await?;
+        }
+        Ok(())
+    }
+
+    async fn accept(&mut self, ev: ChangeEvent) -> Result<(), LakeError> {
+        let id = ev.schema.id();
+        self.table(&ev.schema).await?;
+        if ev.seq <= self.committed[&id] {
+            return Ok(()); // replay of something this table already has
+        }
+        if self.in_snapshot() && !self.ready.is_empty() && !self.ready.contains_key(&id) {
+            // Snapshot chunks are flushed one table at a time, so each commit is atomic with its checkpoint:
+            // a resumed snapshot never re-reads a range that Delta already holds (see resume_point).
+            self.flush().await?;
+        }
+        self.first_buffered.get_or_insert_with(Instant::now);
+        let streamed = !ev.source.snapshot;
+        self.open_tx_bytes += ev.approx_bytes();
+        self.open_tx.push(ev);
+        let too_big = self.open_tx.len() >= self.cfg.flush_max_rows
+            || self.open_tx_bytes >= self.cfg.flush_max_bytes;
+        if too_big && streamed {
+            // One transaction larger than a batch (also the first one after a restart): flush it in parts
+            // to keep memory bounded. Each part carries the checkpoint before the transaction, and a replay
+            // skips the `_seq`s a table already holds. Snapshot chunks are bounded by the source instead.
+            self.seal_open_tx();
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    fn in_snapshot(&self) -> bool {
+        self.ready_checkpoint
+            .as_ref()
+            .is_none_or(|cp| cp.snapshot.as_ref().is_some_and(|s| !s.complete))
+    }
+
+    /// Moves the events of the finished transaction(s) into the per-table batches.
+    fn seal_open_tx(&mut self) {
+        self.open_tx_bytes = 0;
+        for ev in std::mem::take(&mut self.open_tx) {
+            let id = ev.schema.id();
+            let rules = (
+                self.tables.get(&id).and_then(|t| t.partitioning.as_ref()),
+                self.cfg.soft_delete,
+            );
+            self.ready_rows += 1;
+            self.ready
+                .entry(id)
+                .or_default()
+                .add(&ev, rules, &mut self.ready_bytes);
+            self.stats.last_source_ts_ms = self.stats.last_source_ts_ms.max(ev.source.ts_ms);
+        }
+    }
+
+    fn due(&self) -> bool {
+        let interval = Duration::from_millis(self.cfg.flush_interval_ms);
+        self.ready_rows >= self.cfg.flush_max_rows
+            || self.ready_bytes >= self.cfg.flush_max_bytes
+            || (self.ready_rows > 0 && self.first_buffered.is_some_and(|t| t.elapsed() >= interval))
+            // an idle capture still moves its resume position forward
+            || (self.marker_dirty && self.last_flush.elapsed() >= interval)
+    }
+
+    /// Commits every table's batch, then records the checkpoint they reach.
+    pub async fn flush(&mut self) -> Result<(), LakeError> {
+        let started = Instant::now();
+        let checkpoint = self.ready_checkpoint.clone();
+        let mut merged = 0;
+        let flush_tables = self.ready.len();
+        for (id, batch) in std::mem::take(&mut self.ready) {
+            let label = id.to_string();
+            let changes: Vec<KeyChange> = batch.changes.into_values().collect();
+            if let Some(latest) = changes.iter().max_by_key(|c| c.schema.version) {
+                self.evolve(&latest.schema.clone()).await?;
+            }
+            let table = self.tables.get_mut(&id).expect("opened on first event");
+            let newest_ts = changes.iter().map(|c| c.source_ts_ms).max();
+            let commit_started = Instant::now();
+            let mut transient = Backoff::transient();
+            let mut conflict = Backoff::conflict();
+            let mut retrying = false;
+            loop {
+                let result = async {
+                    if retrying {
+                        table.reload().await?;
+                        // the failed call may have committed after all (a lost reply): never apply it twice
+                        if table.committed_seq().await? >= Some(batch.max_seq) {
+                            return Ok(None);
+                        }
+                    }
+                    if let Some(seq) = batch.truncate_seq {
+                        table
+                            .truncate(seq, checkpoint.as_ref(), flush_tables)
+                            .await?;
+                    }
+                    table
+                        .merge(
+                            &changes,
+                            &batch.prior,
+                            batch.max_seq,
+                            checkpoint.as_ref(),
+                            flush_tables,
+                        )
+                        .await
+                        .map(Some)
+                }
+                .await;
+                match result {
+                    Ok(applied) => {
+                        let applied = applied.unwrap_or(Applied {
+                            rows: changes.len(),
+                            ..Default::default()
+                        });
+                        merged += applied.rows;
+                        crate::observe::METRICS
+                            .rows_rewritten
+                            .with_label_values(&[label.as_str()])
+                            .inc_by(applied.rows_rewritten as u64);
+                        break;
+                    }
+                    // a retried commit is harmless: `_seq` guards every row and truncate is idempotent
+                    Err(e) => {
+                        let deadline = drain_deadline(&self.stop, &mut self.stop_seen);
+                        let kind = e.kind();
+                        let wait = match kind {
+                            LakeErrorKind::Conflict => conflict.next_delay(),
+                            LakeErrorKind::Transient => transient.next_delay(),
+                            LakeErrorKind::Definite => None,
+                        }
+                        .filter(|w| deadline.is_none_or(|d| Instant::now() + *w < d));
+                        let Some(wait) = wait else { return Err(e) };
+                        if kind == LakeErrorKind::Conflict {
+                            crate::observe::METRICS
+                                .lake_commit_conflicts
+                                .with_label_values(&[label.as_str()])
+                                .inc();
+                            tracing::info!(table = %id, error = %e, "another writer committed first; applying the batch again");
+                        } else {
+                            tracing::warn!(table = %id, error = %e, retry_in_ms = wait.as_millis() as u64, "lake commit failed; retrying");
+                        }
+                        tokio::time::sleep(wait).await;
+                        retrying = true;
+                    }
+                }
+            }
+            let m = &crate::observe::METRICS;
+            m.commit_seconds
+                .with_label_values(&[label.as_str()])
+                .observe(commit_started.elapsed().as_secs_f64());
+            m.batch_rows
+                .with_label_values(&[label.as_str()])
+                .observe(changes.len() as f64);
+            m.rows_merged
+                .with_label_values(&[label.as_str()])
+                .inc_by(changes.len() as u64);
+            if let Some(ts) = newest_ts {
+                m.lag_ms
+                    .with_label_values(&[label.as_str()])
+                    .set(crate::event::calendar::now_ms() - ts);
+            }
+            self.committed.insert(id, batch.max_seq);
+        }
+        if let (Some(cp), true) = (&checkpoint, self.marker_dirty) {
+            self.marker.save(cp).await?;
+            self.marker_dirty = false;
+        }
+        self.last_flush = Instant::now();
+        self.ready_rows = 0;
+        self.ready_bytes = 0;
+        self.first_buffered = if self.open_tx.is_empty() {
+            None
+        } else {
+            Some(Instant::now())
+        };
+        self.stats.flushes += 1;
+        self.stats.rows_merged += merged as u64;
+        self.stats.last_flush = started.elapsed();
+        if merged > 0 {
+            tracing::debug!(
+                rows = merged,
+                ms = started.elapsed().as_millis() as u64,
+                "lake batch committed"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The latest time a retry may end: `DRAIN_BUDGET` after the stop request, none before one.
+fn drain_deadline(stop: &CancellationToken, seen: &mut Option<Instant>) -> Option<Instant> {
+    stop.is_cancelled()
+        .then(|| *seen.get_or_insert_with(Instant::now) + DRAIN_BUDGET)
+}
+
+impl Sink for LakeSink {
+    fn watch_stop(&mut self, stop: CancellationToken) {
+        if self.cfg.maintain_interval_secs > 0 {
+            super::maintenance::spawn_scheduled(
+                self.cfg.clone(),
+                self.connector.clone(),
+                stop.clone(),
+            );
+        }
+        self.stop = stop;
+    }
+
+    /// The newer of the resume marker and the checkpoints in single-table commits. The marker is written
+    /// after a whole flush; a crash before that leaves the tables' own commits ahead of it. A single-table
+    /// commit holds its data and checkpoint atomically, so resuming from it loses nothing; multi-table
+    /// flushes are only trusted through the marker, written once all their tables committed.
+    async fn resume_point(&mut self) -> Result<Option<Checkpoint>, SinkError> {
+        let mut best = self.marker.load().await?;
+        for (db, table) in super::query::list_tables(&self.cfg).await? {
+            let uri = table_uri(&self.cfg, &db, &table)?;
+            let url = deltalake::ensure_table_uri(&uri).map_err(LakeError::from)?;
+            let t =
+                deltalake::DeltaTable::try_from_url_with_storage_options(url, self.storage.clone())
+                    .await
+                    .map_err(LakeError::from)?;
+            let id = TableId::new(&db, &table);
+            super::table::check_partitioning(
+                &t,
+                &id.to_string(),
+                self.partitioning(&id)?.as_ref(),
+            )?;
+            let lt = LakeTable::wrap(
+                t,
+                self.cfg.soft_delete,
+                &self.cfg.metadata_prefix,
+                app_id(&self.connector),
+            )?;
+            if let Some(cp) = lt.last_commit_checkpoint().await? {
+                if best.as_ref().is_none_or(|b| cp.next_seq > b.next_seq) {
+                    tracing::info!(table = %format!("{db}.{table}"), next_seq = cp.next_seq, "resuming from a commit newer than the marker");
+                    best = Some(cp);
+                }
+            }
+        }
+        Ok(best)
+    }
+
+    async fn send(&mut self, msg: SourceMessage) -> Result<(), SinkError> {
+        match msg {
+            SourceMessage::Change(ev) => self.accept(ev).await?,
+            SourceMessage::SchemaChange(sc) => {
+                // create or evolve now, so Glue and readers see new columns even before rows arrive
+                if !sc.schema.key.is_empty() {
+                    self.evolve(&sc.schema).await?;
+                }
+            }
+            SourceMessage::Checkpoint(cp) => {
+                self.seal_open_tx();
+                self.ready_checkpoint = Some(cp);
+                self.marker_dirty = true;
+                if self.due() {
+                    self.flush().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn tick(&mut self) -> Result<(), SinkError> {
+        if self.due() {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    fn resnapshot_hint(&self) -> String {
+        format!(
+            "stop binlake and point lake.root at a new location (or move {} away): binlake then starts with a \
+             full snapshot into fresh Delta tables",
+            self.cfg.root
+        )
+    }
+
+    async fn finish(&mut self) -> Result<(), SinkError> {
+        // The open transaction is left for the replay; everything up to the last checkpoint is made durable.
+        self.open_tx.clear();
+        self.open_tx_bytes = 0;
+        self.flush().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,215 @@
+//! Applying a batch to a Delta table: an append when every key is new, otherwise one MERGE guarded by
+//! `_seq` that reads only the partitions the batch's stored rows live in.
+
+use super::arrow::{build_column, writer_properties};
+use super::table::{quote, Applied, KeyChange, LakeTable, Prior};
+use super::LakeError;
+use crate::event::progress::Checkpoint;
+use crate::event::{TableSchema, Value};
+use deltalake::arrow::array::{
+    ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMicrosecondArray,
+};
+use deltalake::arrow::datatypes::{Field, Schema};
+use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::datafusion::prelude::SessionContext;
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::properties::WriterProperties;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+impl LakeTable {
+    /// Applies the batch: inserts new keys, updates keys whose stored `_seq` is older, deletes (or marks
+    /// deleted); `_seq` makes replays idempotent. A batch of keys the table cannot hold yet is appended
+    /// without reading the table; otherwise the MERGE reads only the partitions `prior` names.
+    pub async fn merge(
+        &mut self,
+        changes: &[KeyChange],
+        prior: &Prior,
+        last_seq: u64,
+        checkpoint: Option<&Checkpoint>,
+        flush_tables: usize,
+    ) -> Result<Applied, LakeError> {
+        if changes.is_empty() {
+            return Ok(Applied::default());
+        }
+        let n = changes.len();
+        let props = self.commit_properties(last_seq, checkpoint, flush_tables);
+        if prior.all_new() {
+            // a key inserted and deleted within the batch leaves nothing (or, soft, a deleted row)
+            let rows: Vec<KeyChange> = changes
+                .iter()
+                .filter(|c| self.soft_delete || c.op != "d")
+                .cloned()
+                .collect();
+            let batch = self.in_table_order(self.to_batch(&rows)?)?;
+            self.table = self
+                .table
+                .clone()
+                .write(vec![batch])
+                .with_writer_properties(self.writer_properties()?)
+                .with_commit_properties(props)
+                .await?;
+            return Ok(Applied {
+                rows: n,
+                ..Default::default()
+            });
+        }
+        let batch = self.to_batch(changes)?;
+        let ctx = SessionContext::new();
+        let source = ctx.read_batch(batch)?;
+        let mut on = self
+            .key
+            .iter()
+            .map(|k| format!("target.{0} = source.{0}", quote(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        if let (Some(p), false) = (&self.partitioning, prior.unknown) {
+            on = format!(
+                "{on} AND {}",
+                p.prune_predicate("target", &prior.partitions)
+            );
+        }
+        let mut all: Vec<String> = self.columns.iter().map(|(c, _)| c.clone()).collect();
+        all.extend(self.meta.owned_names(self.partitioning.as_ref()));
+        let (seq, op) = (quote(&self.meta.seq()), quote(&self.meta.op()));
+        let newer = format!("source.{seq} > target.{seq}");
+        let table = self.table.clone();
+        let mut builder = table
+            .merge(source, on)
+            .with_source_alias("source")
+            .with_target_alias("target");
+        let soft = self.soft_delete;
+        let cols = all.clone();
+        builder = builder.when_matched_update(|u| {
+            let u = u.predicate(if soft {
+                newer.clone()
+            } else {
+                format!("{newer} AND source.{op} <> 'd'")
+            });
+            cols.iter().fold(u, |u, c| {
+                u.update(c.as_str(), format!("source.{}", quote(c)))
+            })
+        })?;
+        if !soft {
+            builder = builder
+                .when_matched_delete(|d| d.predicate(format!("{newer} AND source.{op} = 'd'")))?;
+        }
+        let cols = all.clone();
+        builder = builder.when_not_matched_insert(|i| {
+            let i = if soft {
+                i
+            } else {
+                i.predicate(format!("source.{op} <> 'd'"))
+            };
+            cols.iter()
+                .fold(i, |i, c| i.set(c.as_str(), format!("source.{}", quote(c))))
+        })?;
+        let (table, m) = builder
+            .with_writer_properties(self.writer_properties()?)
+            .with_commit_properties(props)
+            .await?;
+        self.table = table;
+        tracing::debug!(
+            rows = n,
+            files_scanned = m.num_target_files_scanned,
+            files_skipped = m.num_target_files_skipped_during_scan,
+            rows_rewritten = m.num_target_rows_copied,
+            scan_ms = m.scan_time_ms,
+            rewrite_ms = m.rewrite_time_ms,
+            "merged"
+        );
+        Ok(Applied {
+            rows: n,
+            rows_rewritten: m.num_target_rows_copied,
+            files_scanned: m.num_target_files_scanned,
+            files_skipped: m.num_target_files_skipped_during_scan,
+        })
+    }
+
+    fn writer_properties(&self) -> Result<WriterProperties, LakeError> {
+        Ok(writer_properties(&self.all_columns()?, Compression::SNAPPY))
+    }
+
+    /// A write appends by position: columns added after the metadata columns must come last here too.
+    fn in_table_order(&self, batch: RecordBatch) -> Result<RecordBatch, LakeError> {
+        let order = self
+            .all_columns()?
+            .iter()
+            .map(|(name, _)| {
+                batch.schema().index_of(name).map_err(|_| {
+                    LakeError::Definite(format!("batch lacks the table's column `{name}`"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        batch.project(&order).map_err(LakeError::from)
+    }
+
+    fn to_batch(&self, changes: &[KeyChange]) -> Result<RecordBatch, LakeError> {
+        let mut fields = vec![];
+        let mut arrays: Vec<ArrayRef> = vec![];
+        // index of each lake column in each change's schema
+        let mut positions: HashMap<*const TableSchema, Vec<Option<usize>>> = HashMap::new();
+        for ch in changes {
+            positions.entry(Arc::as_ptr(&ch.schema)).or_insert_with(|| {
+                self.columns
+                    .iter()
+                    .map(|(name, _)| ch.schema.columns.iter().position(|c| &c.name == name))
+                    .collect()
+            });
+        }
+        for (ci, (name, ty)) in self.columns.iter().enumerate() {
+            let values: Vec<Option<&Value>> = changes
+                .iter()
+                .map(|ch| positions[&Arc::as_ptr(&ch.schema)][ci].and_then(|i| ch.row.get(i)))
+                .zip(changes)
+                // a hard delete only needs the key
+                .map(|(v, ch)| {
+                    if ch.op == "d" && !self.soft_delete && !self.key.contains(name) {
+                        None
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            arrays.push(build_column(name, ty, &values)?);
+            fields.push(Field::new(name, ty.clone(), true));
+        }
+        let now = crate::event::calendar::now_ms() * 1000;
+        let meta = &self.meta;
+        for f in meta.fields() {
+            let name = f.name();
+            let array: ArrayRef = if *name == meta.op() {
+                Arc::new(StringArray::from_iter_values(changes.iter().map(|c| c.op)))
+            } else if *name == meta.seq() {
+                Arc::new(Int64Array::from_iter_values(
+                    changes.iter().map(|c| c.seq as i64),
+                ))
+            } else if *name == meta.source_ts() {
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(
+                        changes.iter().map(|c| c.source_ts_ms * 1000),
+                    )
+                    .with_timezone("UTC"),
+                )
+            } else if *name == meta.ingested_at() {
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(changes.iter().map(|_| now))
+                        .with_timezone("UTC"),
+                )
+            } else {
+                Arc::new(BooleanArray::from_iter(
+                    changes.iter().map(|c| Some(c.deleted)),
+                ))
+            };
+            arrays.push(array);
+            fields.push(f);
+        }
+        if let Some(p) = &self.partitioning {
+            let values: Vec<Option<String>> =
+                changes.iter().map(|c| p.value(&c.schema, &c.row)).collect();
+            arrays.push(p.array(&values));
+            fields.push(Field::new(p.column_name(), p.data_type(), true));
+        }
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(LakeError::from)
+    }
+}

@@ -1,0 +1,3 @@
+//! Sources: where change events come from. MySQL and MariaDB today (snapshot, then the binlog).
+
+pub mod mysql;

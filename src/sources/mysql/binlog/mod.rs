@@ -1,0 +1,635 @@
+//! Turns binlog events into change events: tracks position, GTIDs, transactions and table maps; decodes
+//! rows; applies the snapshot's key-range positions so snapshot + stream have no gap and no duplicate.
+//! The same decoder serves the live stream and offline `binlog decode`.
+
+use super::charset::CollationMap;
+use super::ddl::{self, Ddl};
+use super::decode::WireColumn;
+use super::gtid::{format_uuid, GtidState};
+use super::schema::{self, same_shape, CapturedTable};
+use super::xa::{parse_xa_statement, PreparedSet, XaVerb};
+use super::SourceError;
+use crate::config::TableFilter;
+use crate::event::progress::{Checkpoint, SnapshotProgress, XaReplay};
+use crate::event::{
+    BinlogPosition, ChangeEvent, EventSource, Op, SchemaChange, SourceMessage, TableId, TableSchema,
+};
+mod events;
+mod rows;
+
+use events::{
+    is_irrelevant_event, is_rows_event, MARIADB_GTID, MARIADB_QUERY_COMPRESSED,
+    MARIADB_START_ENCRYPTION,
+};
+use mysql_common::binlog::consts::{BinlogChecksumAlg, EventType};
+use mysql_common::binlog::events::{Event, GtidEvent, QueryEvent, RotateEvent, TableMapEvent};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+const MARIADB_FL_STANDALONE: u8 = 1;
+const LOG_EVENT_ARTIFICIAL_F: u16 = 0x20;
+
+/// Binlog file names are printable ASCII; drops anything after the name (checksum bytes of early events).
+fn clean_file_name(name: &str) -> String {
+    name.chars().take_while(|c| c.is_ascii_graphic()).collect()
+}
+
+/// Looks up a table's current schema in information_schema (live stream) or nowhere (offline decoding).
+pub trait SchemaLookup {
+    fn lookup(
+        &mut self,
+        id: &TableId,
+    ) -> impl std::future::Future<Output = Result<Option<TableSchema>, SourceError>> + Send;
+}
+
+/// Offline decoding has no server to ask.
+pub struct NoLookup;
+
+impl SchemaLookup for NoLookup {
+    async fn lookup(&mut self, _id: &TableId) -> Result<Option<TableSchema>, SourceError> {
+        Ok(None)
+    }
+}
+
+struct TableDecoder {
+    captured: CapturedTable,
+    wire: Vec<WireColumn>,
+}
+
+#[derive(Default)]
+struct Tx {
+    open: bool,
+    /// The xid of an XA transaction (`XA START`): its rows are held until `XA COMMIT`.
+    xa: Option<String>,
+    gtid: Option<String>,
+    mysql_gtid: Option<(String, u64)>,
+    mariadb_gtid: Option<(u32, u32, u64)>,
+    ts_ms: i64,
+    order: u64,
+}
+
+pub struct DecoderOptions {
+    pub filter: TableFilter,
+    pub keys: BTreeMap<String, Vec<String>>,
+    pub collations: CollationMap,
+    /// Accept MINIMAL-metadata table maps without a known schema, naming columns `@0`, `@1`, … (offline only).
+    pub allow_anonymous_columns: bool,
+    /// Most bytes of row changes one prepared, uncommitted XA transaction may hold.
+    pub max_prepared_xa_bytes: usize,
+}
+
+pub struct BinlogDecoder {
+    opts: DecoderOptions,
+    file: String,
+    /// End offset of the last outer event.
+    pos: u64,
+    /// Offset after which the current compressed transaction payload ends; inner events have no offsets.
+    payload_end: Option<u64>,
+    /// Last transaction boundary: where a reconnect resumes.
+    committed: BinlogPosition,
+    next_seq: u64,
+    gtid_state: GtidState,
+    tx: Tx,
+    table_maps: HashMap<u64, Option<Arc<TableDecoder>>>,
+    tables: HashMap<TableId, CapturedTable>,
+    snapshot: Option<SnapshotProgress>,
+    /// After a reconnect, rows events up to here were already emitted.
+    skip_until: Option<BinlogPosition>,
+    last_rows_pos: Option<BinlogPosition>,
+    pending_ddl: HashMap<TableId, String>,
+    prepared: PreparedSet,
+    /// After a restart behind a prepared XA transaction: transactions ending here or before were delivered
+    /// already; they are decoded again (same `_seq`s) but not emitted.
+    replay_until: Option<BinlogPosition>,
+}
+
+impl BinlogDecoder {
+    pub fn new(
+        opts: DecoderOptions,
+        start: &Checkpoint,
+        flavor_is_mariadb: bool,
+        tables: Vec<CapturedTable>,
+    ) -> Self {
+        let gtid_state = match (&start.gtid, flavor_is_mariadb) {
+            (Some(g), true) => GtidState::parse_mariadb(g),
+            (Some(g), false) => GtidState::parse_mysql(g),
+            (None, _) => GtidState::Unknown,
+        };
+        BinlogDecoder {
+            opts,
+            file: start.position.file.clone(),
+            pos: start.position.pos,
+            payload_end: None,
+            committed: start.position.clone(),
+            next_seq: start.xa.as_ref().map_or(start.next_seq, |x| x.resume_seq),
+            gtid_state,
+            tx: Tx::default(),
+            table_maps: HashMap::new(),
+            tables: tables.into_iter().map(|t| (t.full.id(), t)).collect(),
+            snapshot: start.snapshot.clone(),
+            skip_until: None,
+            last_rows_pos: None,
+            pending_ddl: HashMap::new(),
+            prepared: PreparedSet::default(),
+            replay_until: start.xa.as_ref().map(|x| x.delivered.clone()),
+        }
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        self.tx.open
+    }
+
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Position a new connection resumes from; rows already emitted are skipped on the way.
+    pub fn prepare_reconnect(&mut self) -> BinlogPosition {
+        self.skip_until = self.last_rows_pos.clone().filter(|p| *p > self.committed);
+        // an XA group cut off before its XA_PREPARE is read again from its start
+        self.prepared.drop_incomplete();
+        self.tx = Tx::default();
+        self.payload_end = None;
+        self.file = self.committed.file.clone();
+        self.pos = self.committed.pos;
+        self.committed.clone()
+    }
+
+    /// GTID state at the last transaction boundary.
+    pub fn gtid(&self) -> Option<String> {
+        self.gtid_state.render()
+    }
+
+    pub fn position(&self) -> BinlogPosition {
+        BinlogPosition::new(self.file.clone(), self.payload_end.unwrap_or(self.pos))
+    }
+
+    pub fn checkpoint(&self) -> Checkpoint {
+        match self.prepared.oldest() {
+            // resume where the oldest prepared XA transaction's group starts, so its rows are read again
+            Some(xa) => Checkpoint {
+                next_seq: self.next_seq,
+                position: xa.start.clone(),
+                gtid: xa.gtid.clone(),
+                snapshot: self.snapshot.clone(),
+                xa: Some(XaReplay {
+                    resume_seq: xa.next_seq,
+                    delivered: self.committed.clone(),
+                }),
+            },
+            None => Checkpoint {
+                next_seq: self.next_seq,
+                position: self.committed.clone(),
+                gtid: self.gtid_state.render(),
+                snapshot: self.snapshot.clone(),
+                xa: None,
+            },
+        }
+    }
+
+    /// True while re-reading what an earlier run delivered already (behind a prepared XA transaction).
+    fn replaying(&self) -> bool {
+        self.replay_until
+            .as_ref()
+            .is_some_and(|d| self.position() <= *d)
+    }
+
+    pub async fn handle(
+        &mut self,
+        ev: &Event,
+        out: &mut Vec<SourceMessage>,
+        lookup: &mut impl SchemaLookup,
+    ) -> Result<(), SourceError> {
+        let header = ev.header();
+        let type_raw = header.event_type_raw();
+        self.verify_checksum(ev)?;
+        let log_pos = header.log_pos() as u64;
+        let inner =
+            self.payload_end.is_some() && type_raw != EventType::TRANSACTION_PAYLOAD_EVENT as u8;
+        if !inner && log_pos > 0 && type_raw != EventType::HEARTBEAT_EVENT as u8 {
+            self.pos = log_pos;
+        }
+        let corrupt = |e: std::io::Error, me: &Self| SourceError::CorruptBinlog {
+            position: me.position(),
+            detail: e.to_string(),
+        };
+
+        match type_raw {
+            t if t == EventType::ROTATE_EVENT as u8 => {
+                let re: RotateEvent<'_> = ev.read_event().map_err(|e| corrupt(e, self))?;
+                // The artificial rotate that opens a stream arrives before the format description, so its name
+                // still ends in checksum bytes; it only repeats the file we asked for.
+                let artificial = log_pos == 0 || header.flags_raw() & LOG_EVENT_ARTIFICIAL_F != 0;
+                if !artificial || self.file.is_empty() {
+                    self.file = clean_file_name(&re.name());
+                }
+                self.pos = re.position();
+                if !self.tx.open && !artificial {
+                    self.committed = BinlogPosition::new(self.file.clone(), self.pos);
+                }
+            }
+            t if t == EventType::GTID_EVENT as u8
+                || t == EventType::GTID_TAGGED_LOG_EVENT as u8 =>
+            {
+                let g: GtidEvent = ev.read_event().map_err(|e| corrupt(e, self))?;
+                let mut sid = format_uuid(&g.sid());
+                if let Some(tag) = g.tag() {
+                    sid = format!("{sid}:{}", tag.as_str());
+                }
+                let ts = g.original_commit_timestamp();
+                self.tx = Tx {
+                    gtid: Some(format!("{sid}:{}", g.gno())),
+                    mysql_gtid: Some((sid, g.gno())),
+                    ts_ms: if ts > 0 {
+                        (ts / 1000) as i64
+                    } else {
+                        header.timestamp() as i64 * 1000
+                    },
+                    ..Tx::default()
+                };
+            }
+            MARIADB_GTID => {
+                let d = ev.data();
+                if d.len() < 13 {
+                    return Err(SourceError::CorruptBinlog {
+                        position: self.position(),
+                        detail: "short MariaDB GTID event".into(),
+                    });
+                }
+                let seq = u64::from_le_bytes(d[0..8].try_into().unwrap());
+                let domain = u32::from_le_bytes(d[8..12].try_into().unwrap());
+                let flags = d[12];
+                let server = header.server_id();
+                self.tx = Tx {
+                    gtid: Some(format!("{domain}-{server}-{seq}")),
+                    mariadb_gtid: Some((domain, server, seq)),
+                    ts_ms: header.timestamp() as i64 * 1000,
+                    // standalone (DDL) transactions have no BEGIN; the next QUERY is the whole transaction
+                    open: flags & MARIADB_FL_STANDALONE == 0,
+                    ..Tx::default()
+                };
+                // MariaDB logs no `XA START` statement: an XA group's GTID event carries its xid
+                if let Some(xid) = super::xa::mariadb_prepared_xid(d) {
+                    self.open_xa(xid);
+                }
+            }
+            t if t == EventType::QUERY_EVENT as u8 => {
+                let q: QueryEvent<'_> = ev.read_event().map_err(|e| corrupt(e, self))?;
+                let sql = q.query();
+                let trimmed = sql.trim();
+                let xa = parse_xa_statement(trimmed);
+                if trimmed.eq_ignore_ascii_case("BEGIN") {
+                    self.tx.open = true;
+                    if self.tx.gtid.is_none() {
+                        self.tx.ts_ms = header.timestamp() as i64 * 1000;
+                    }
+                } else if let Some((XaVerb::Start, xid, _)) = &xa {
+                    if self.tx.gtid.is_none() {
+                        self.tx.ts_ms = header.timestamp() as i64 * 1000;
+                    }
+                    if self.tx.xa.is_none() {
+                        self.open_xa(xid.clone());
+                    }
+                } else if let Some((XaVerb::Commit, xid, one_phase)) = &xa {
+                    // `XA COMMIT … ONE PHASE` ends its own group (commit() emits it); a two-phase one
+                    // commits a group prepared earlier
+                    if !one_phase {
+                        self.release_xa(xid, out)?;
+                    }
+                    self.commit(out);
+                } else if let Some((XaVerb::Rollback, xid, _)) = &xa {
+                    if self.prepared.take(xid).is_some() {
+                        tracing::info!(xid = %xid, "XA transaction rolled back; its rows are dropped");
+                    }
+                    self.commit(out);
+                } else if trimmed.eq_ignore_ascii_case("COMMIT")
+                    || trimmed.eq_ignore_ascii_case("ROLLBACK")
+                {
+                    self.commit(out);
+                } else if xa.is_some() || trimmed.to_ascii_uppercase().starts_with("SAVEPOINT") {
+                    // XA END / XA PREPARE as text and savepoints carry no row changes of their own
+                } else {
+                    if self.tx.gtid.is_none() {
+                        self.tx.ts_ms = header.timestamp() as i64 * 1000;
+                    }
+                    let default_db = q.schema().into_owned();
+                    self.handle_ddl(&default_db, &sql, header.server_id(), out, lookup)
+                        .await?;
+                    self.commit(out);
+                }
+            }
+            t if t == EventType::XID_EVENT as u8 => self.commit(out),
+            t if t == EventType::XA_PREPARE_LOG_EVENT as u8 => {
+                // the end of an XA group: its rows stay held until XA COMMIT; the position moves on
+                if let Some(xid) = self.tx.xa.take() {
+                    self.prepared.mark_prepared(&xid);
+                }
+                self.commit(out);
+            }
+            t if t == EventType::TABLE_MAP_EVENT as u8 => {
+                let tme: TableMapEvent<'_> = ev.read_event().map_err(|e| corrupt(e, self))?;
+                self.handle_table_map(&tme, header.server_id(), out, lookup)
+                    .await?;
+            }
+            t if t == EventType::TRANSACTION_PAYLOAD_EVENT as u8 => {
+                self.payload_end = Some(log_pos);
+            }
+            t if is_rows_event(t) => match ev.read_data() {
+                Ok(Some(mysql_common::binlog::events::EventData::RowsEvent(rows))) => {
+                    self.handle_rows(&rows, header.server_id(), out)?
+                }
+                Ok(_) => {
+                    return Err(SourceError::CorruptBinlog {
+                        position: self.position(),
+                        detail: format!("rows event (type {t}) did not parse as rows"),
+                    })
+                }
+                Err(e) => return Err(corrupt(e, self)),
+            },
+            t if is_irrelevant_event(t) => {}
+            t if t == EventType::INCIDENT_EVENT as u8 => {
+                return Err(SourceError::UnreadableEvent {
+                    position: self.position(),
+                    detail: "the server logged an INCIDENT (it lost changes, e.g. a failed non-transactional \
+                             write); the captured tables need a re-snapshot"
+                        .into(),
+                })
+            }
+            MARIADB_START_ENCRYPTION => {
+                return Err(SourceError::UnreadableEvent {
+                    position: self.position(),
+                    detail: "the binlog is encrypted (encrypt_binlog=ON), which binlake cannot read".into(),
+                })
+            }
+            MARIADB_QUERY_COMPRESSED | 166..=171 => {
+                return Err(SourceError::UnreadableEvent {
+                    position: self.position(),
+                    detail: "MariaDB compressed binlog events; set log_bin_compress=OFF on the server"
+                        .into(),
+                })
+            }
+            t => {
+                return Err(SourceError::UnreadableEvent {
+                    position: self.position(),
+                    detail: format!(
+                        "binlog event type {t} is not one binlake decodes or knows to carry no row data \
+                         (statement-based LOAD DATA, or a newer server's event)"
+                    ),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// An XA group begins: its rows are held under `xid`. The group starts at the last boundary, where a
+    /// restart resumes to read it again.
+    fn open_xa(&mut self, xid: String) {
+        self.tx.open = true;
+        let gtid = self.gtid_state.render();
+        self.prepared
+            .open(&xid, self.committed.clone(), gtid, self.next_seq);
+        self.tx.xa = Some(xid);
+    }
+
+    /// `XA COMMIT` of a transaction prepared in an earlier group: emits the rows it held.
+    fn release_xa(&mut self, xid: &str, out: &mut Vec<SourceMessage>) -> Result<(), SourceError> {
+        if self.emit_held(xid, out) || self.replaying() {
+            return Ok(());
+        }
+        Err(SourceError::UnreadableEvent {
+            position: self.position(),
+            detail: format!(
+                "XA COMMIT {xid} commits a transaction prepared before the position binlake started from, so \
+                 its rows are not in the stream; the captured tables need a re-snapshot"
+            ),
+        })
+    }
+
+    /// Emits the rows held for `xid`, with the `_seq`s of its commit; false when none are held.
+    fn emit_held(&mut self, xid: &str, out: &mut Vec<SourceMessage>) -> bool {
+        let Some(xa) = self.prepared.take(xid) else {
+            return false;
+        };
+        let replaying = self.replaying();
+        for mut ev in xa.events {
+            self.tx.order += 1;
+            ev.tx_order = self.tx.order;
+            ev.seq = self.take_seq();
+            if !replaying {
+                out.push(SourceMessage::Change(ev));
+            }
+        }
+        true
+    }
+
+    fn verify_checksum(&self, ev: &Event) -> Result<(), SourceError> {
+        let footer = ev.footer();
+        if !footer.get_checksum_enabled() {
+            return Ok(());
+        }
+        if let (Ok(Some(alg)), Some(stored)) = (footer.get_checksum_alg(), ev.checksum()) {
+            if alg == BinlogChecksumAlg::BINLOG_CHECKSUM_ALG_CRC32 {
+                let computed = ev.calc_checksum(alg);
+                if computed != u32::from_le_bytes(stored) {
+                    return Err(SourceError::CorruptBinlog {
+                        position: self.position(),
+                        detail: format!(
+                            "CRC32 mismatch (stored {:08x}, computed {computed:08x})",
+                            u32::from_le_bytes(stored)
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, out: &mut Vec<SourceMessage>) {
+        if let Some((sid, gno)) = self.tx.mysql_gtid.take() {
+            self.gtid_state.add_mysql(&sid, gno);
+        }
+        if let Some((d, s, n)) = self.tx.mariadb_gtid.take() {
+            self.gtid_state.add_mariadb(d, s, n);
+        }
+        if let Some(xid) = self.tx.xa.take() {
+            // an XA group that ends without XA_PREPARE (XA COMMIT … ONE PHASE) commits its rows now
+            self.emit_held(&xid, out);
+        }
+        self.tx = Tx::default();
+        let end = self.position();
+        self.payload_end = None;
+        self.committed = end.clone();
+        // table ids are only valid within the transaction that maps them; forgetting them bounds the cache
+        self.table_maps.clear();
+        if let Some(snap) = &self.snapshot {
+            if snap.complete && snap.last_position().is_none_or(|p| end > *p) {
+                self.snapshot = None;
+            }
+        }
+        if self.replay_until.as_ref().is_some_and(|d| end <= *d) {
+            return; // delivered before the restart, checkpoint included
+        }
+        self.replay_until = None;
+        out.push(SourceMessage::Checkpoint(self.checkpoint()));
+    }
+
+    fn source(&self, server_id: u32, row: u32) -> EventSource {
+        EventSource {
+            server_id,
+            position: self.position(),
+            row,
+            gtid: self.tx.gtid.clone(),
+            ts_ms: self.tx.ts_ms,
+            snapshot: false,
+        }
+    }
+
+    async fn handle_ddl(
+        &mut self,
+        default_db: &str,
+        sql: &str,
+        server_id: u32,
+        out: &mut Vec<SourceMessage>,
+        lookup: &mut impl SchemaLookup,
+    ) -> Result<(), SourceError> {
+        match ddl::classify(sql) {
+            Ddl::Truncate(db, table) => {
+                let id = TableId::new(db.as_deref().unwrap_or(default_db), &table);
+                let Some(captured) = self.tables.get(&id).cloned() else {
+                    return Ok(());
+                };
+                if self.truncate_suppressed(&id)? {
+                    return Ok(());
+                }
+                self.tx.order += 1;
+                out.push(SourceMessage::Change(ChangeEvent {
+                    op: Op::Truncate,
+                    schema: captured.projected.clone(),
+                    before: None,
+                    after: None,
+                    source: self.source(server_id, 0),
+                    seq: self.take_seq(),
+                    tx_order: self.tx.order,
+                }));
+            }
+            Ddl::SchemaChange(tables) => {
+                for (db, table) in tables {
+                    let db = db.unwrap_or_else(|| default_db.to_string());
+                    if !self.opts.filter.captures(&db, &table) {
+                        continue;
+                    }
+                    let id = TableId::new(&db, &table);
+                    // Table maps are re-sent before the next rows event; forget ours so it is re-resolved.
+                    self.table_maps
+                        .retain(|_, d| d.as_ref().is_none_or(|d| d.captured.full.id() != id));
+                    match lookup.lookup(&id).await? {
+                        Some(mut fresh) => {
+                            let version = self
+                                .tables
+                                .get(&id)
+                                .map(|t| t.full.version + 1)
+                                .unwrap_or(1);
+                            fresh.version = version;
+                            let captured = CapturedTable::new(fresh, &self.opts.filter)?;
+                            out.push(SourceMessage::SchemaChange(SchemaChange {
+                                schema: captured.projected.clone(),
+                                ddl: sql.to_string(),
+                                source: self.source(server_id, 0),
+                            }));
+                            self.tables.insert(id, captured);
+                        }
+                        None => {
+                            // Offline, or the table is gone: report with the next table map (or not at all if dropped).
+                            self.pending_ddl.insert(id, sql.to_string());
+                        }
+                    }
+                }
+            }
+            Ddl::Other => {}
+        }
+        Ok(())
+    }
+
+    async fn handle_table_map(
+        &mut self,
+        tme: &TableMapEvent<'_>,
+        server_id: u32,
+        out: &mut Vec<SourceMessage>,
+        lookup: &mut impl SchemaLookup,
+    ) -> Result<(), SourceError> {
+        let db = tme.database_name();
+        let table = tme.table_name();
+        if !self.opts.filter.captures(&db, &table) {
+            self.table_maps.insert(tme.table_id(), None);
+            return Ok(());
+        }
+        let id = TableId::new(&db, &table);
+        let tm = schema::schema_from_table_map(tme, &self.opts.collations).map_err(|e| {
+            SourceError::CorruptBinlog {
+                position: self.position(),
+                detail: format!("TABLE_MAP of {id}: {e}"),
+            }
+        })?;
+        let known = self.tables.get(&id).cloned();
+
+        let captured = if tm.names_known {
+            let mut from_map = tm.schema.clone();
+            if from_map.key.is_empty() {
+                if let Some(names) = crate::config::for_table(&self.opts.keys, &id) {
+                    from_map.key = names
+                        .iter()
+                        .filter_map(|n| from_map.column_index(n))
+                        .collect();
+                }
+                if from_map.key.is_empty() {
+                    if let Some(k) = &known {
+                        from_map.key = k.full.key.clone();
+                    }
+                }
+            }
+            match known {
+                Some(k) if same_shape(&k.full, &from_map) => k,
+                other => {
+                    from_map.version = other.as_ref().map(|k| k.full.version + 1).unwrap_or(1);
+                    let captured = CapturedTable::new(from_map, &self.opts.filter)?;
+                    out.push(SourceMessage::SchemaChange(SchemaChange {
+                        schema: captured.projected.clone(),
+                        ddl: self.pending_ddl.remove(&id).unwrap_or_default(),
+                        source: self.source(server_id, 0),
+                    }));
+                    captured
+                }
+            }
+        } else {
+            let usable = |s: &TableSchema| schema::matches_table_map(s, &tm);
+            match known {
+                Some(k) if usable(&k.full) => k,
+                _ => match lookup.lookup(&id).await? {
+                    Some(fresh) if usable(&fresh) => CapturedTable::new(fresh, &self.opts.filter)?,
+                    _ if self.opts.allow_anonymous_columns => {
+                        CapturedTable::new(tm.schema.clone(), &self.opts.filter)?
+                    }
+                    _ => return Err(SourceError::SchemaUnknown { table: id }),
+                },
+            }
+        };
+        self.tables.insert(id, captured.clone());
+        let wire = (0..tm.column_types.len())
+            .map(|i| WireColumn {
+                column_type: tm.column_types[i],
+                meta: tme.get_column_metadata(i).unwrap_or(&[]).to_vec(),
+            })
+            .collect();
+        self.table_maps.insert(
+            tme.table_id(),
+            Some(Arc::new(TableDecoder { captured, wire })),
+        );
+        Ok(())
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+}

@@ -1,0 +1,137 @@
+//! Source stage entry point: preflight, snapshot if needed, then the binlog stream.
+
+use super::binlog::{BinlogDecoder, DecoderOptions};
+use super::schema::{load_collations, load_tables, CapturedTable};
+use super::snapshot::run_snapshot;
+use super::stream::run_stream;
+use super::{binlog_files, connect, current_position, preflight, Flavor, ServerInfo, SourceError};
+use crate::channel::MessageSender;
+use crate::config::{Config, SnapshotMode};
+use crate::event::progress::{Checkpoint, SnapshotProgress};
+use crate::event::BinlogPosition;
+use mysql_async::prelude::*;
+use tokio_util::sync::CancellationToken;
+
+/// Runs the source until cancelled (Ok) or a definite error. Transient errors are retried inside.
+pub async fn run_source(
+    config: &Config,
+    start: Option<Checkpoint>,
+    tx: MessageSender,
+    cancel: CancellationToken,
+    identity: &super::StreamIdentity,
+) -> Result<(), SourceError> {
+    let report = preflight::run(config, start.as_ref(), identity).await;
+    for check in &report.checks {
+        tracing::info!(check = check.name, status = ?check.status, detail = %check.detail, "preflight");
+    }
+    if !report.passed() {
+        let msg = report
+            .failures()
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err(SourceError::Preflight(msg));
+    }
+    let src = &config.source;
+    let filter = config.filter();
+    let mut conn = connect(src).await?;
+    let info = ServerInfo::read(&mut conn).await?;
+    let collations = load_collations(&mut conn).await?;
+    let schemas = load_tables(&mut conn, &filter, &src.keys, None).await?;
+    let tables: Vec<CapturedTable> = schemas
+        .into_values()
+        .map(|s| CapturedTable::new(s, &filter))
+        .collect::<Result<_, _>>()?;
+
+    let mut checkpoint = match start {
+        Some(mut cp) => {
+            if !binlog_files(&mut conn).await?.contains(&cp.position.file) {
+                match (&cp.gtid, &cp.snapshot) {
+                    // Another server (a failover target) or renamed files: find our place by GTID instead.
+                    (Some(gtid), None) => {
+                        tracing::warn!(file = %cp.position.file, gtid = %gtid, "checkpoint file not on this server; resuming by GTID");
+                        cp.position = BinlogPosition::new("", 4);
+                    }
+                    _ => {
+                        return Err(SourceError::PositionPurged {
+                            position: cp.position,
+                            resnapshot: identity.resnapshot.clone(),
+                            detail: "the file is not in SHOW BINARY LOGS and the checkpoint has no usable GTID state".into(),
+                        })
+                    }
+                }
+            }
+            tracing::info!(position = %cp.position, next_seq = cp.next_seq, "resuming from checkpoint");
+            cp
+        }
+        None => match src.snapshot.mode {
+            SnapshotMode::Initial => Checkpoint {
+                next_seq: 1,
+                position: BinlogPosition::new("", 4),
+                gtid: None,
+                snapshot: Some(SnapshotProgress::default()),
+                xa: None,
+            },
+            SnapshotMode::Never => {
+                let position = current_position(&mut conn, &info)
+                    .await?
+                    .ok_or_else(|| SourceError::Preflight("binary logging is off".into()))?;
+                let gtid_sql = if info.flavor == Flavor::MariaDb {
+                    "SELECT @@gtid_binlog_pos"
+                } else {
+                    "SELECT @@gtid_executed"
+                };
+                let gtid: Option<String> = conn.query_first(gtid_sql).await?;
+                Checkpoint {
+                    next_seq: 1,
+                    position,
+                    gtid: gtid.filter(|g| !g.is_empty()),
+                    snapshot: None,
+                    xa: None,
+                }
+            }
+        },
+    };
+    drop(conn);
+
+    let ids: Vec<_> = tables.iter().map(|t| t.full.id()).collect();
+    let mut backoff =
+        crate::retry::Backoff::reconnect(std::time::Duration::from_secs(src.max_backoff_secs));
+    while checkpoint.snapshot.as_ref().is_some_and(|s| !s.complete) {
+        match run_snapshot(src, &filter, &info, &ids, &mut checkpoint, &tx, &cancel).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            // resumes after the last chunk handed downstream, in a new snapshot session
+            Err(e) if e.is_transient() && !cancel.is_cancelled() => {
+                let wait = backoff
+                    .next_delay()
+                    .unwrap_or(std::time::Duration::from_secs(src.max_backoff_secs));
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "snapshot interrupted; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = cancel.cancelled() => return Ok(()),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // schemas may have changed while the snapshot ran
+    let mut conn = connect(src).await?;
+    let tables: Vec<CapturedTable> = load_tables(&mut conn, &filter, &src.keys, None)
+        .await?
+        .into_values()
+        .map(|s| CapturedTable::new(s, &filter))
+        .collect::<Result<_, _>>()?;
+    drop(conn);
+
+    let opts = DecoderOptions {
+        filter: filter.clone(),
+        keys: src.keys.clone(),
+        collations,
+        allow_anonymous_columns: false,
+        max_prepared_xa_bytes: (src.max_prepared_xa_mb as usize) << 20,
+    };
+    let mut decoder = BinlogDecoder::new(opts, &checkpoint, info.flavor == Flavor::MariaDb, tables);
+    run_stream(src, &filter, &mut decoder, &tx, &cancel, identity).await
+}

@@ -1,0 +1,22 @@
+//! Transforms: stages between the source and the sink that see every message in order. Event metrics
+//! today; the data-quality stage (expectations, quarantine) is the next one.
+
+mod metrics;
+
+pub use metrics::EventMetrics;
+
+use crate::event::SourceMessage;
+
+/// A transform that cannot go on stops the pipeline with a definite error (nothing is lost: the sink has
+/// not made the message durable).
+#[derive(Debug, thiserror::Error)]
+#[error("transform {transform}: {detail}")]
+pub struct TransformError {
+    pub transform: &'static str,
+    pub detail: String,
+}
+
+pub trait Transform: Send {
+    /// Takes a message in source order and passes it on (possibly changed).
+    fn apply(&mut self, msg: SourceMessage) -> Result<SourceMessage, TransformError>;
+}
