@@ -109,6 +109,11 @@ async fn main() -> anyhow::Result<()> {
                     let mut sink = stdout_sink(&config);
                     pipeline::run(&config, &mut sink, cancel).await?;
                 }
+                SinkKind::Kafka => {
+                    let mut sink =
+                        binlake::sinks::kafka::KafkaSink::new(config.kafka()?, &config.name).await?;
+                    pipeline::run(&config, &mut sink, cancel).await?;
+                }
             }
         }
         Command::Query { config, sql } => {
@@ -152,6 +157,11 @@ async fn main() -> anyhow::Result<()> {
                 }
                 SinkKind::Stdout => {
                     let mut sink = stdout_sink(&config);
+                    (sink.resume_point().await?, sink.resnapshot_hint())
+                }
+                SinkKind::Kafka => {
+                    let mut sink =
+                        binlake::sinks::kafka::KafkaSink::new(config.kafka()?, &config.name).await?;
                     (sink.resume_point().await?, sink.resnapshot_hint())
                 }
             };

@@ -58,6 +58,13 @@ pub struct Metrics {
     pub source_reconnects: prometheus::IntCounter,
     /// Delta commits retried because another writer committed first, by table.
     pub lake_commit_conflicts: IntCounterVec,
+    /// Records handed to the Kafka producer, by kind (change, tombstone, schema, transaction, offsets,
+    /// heartbeat).
+    pub kafka_records: IntCounterVec,
+    /// Records sent to Kafka and not yet acknowledged by the broker.
+    pub kafka_in_flight: IntGauge,
+    /// Times the publisher waited because the producer's queue was full (a slow or unreachable broker).
+    pub kafka_queue_full: prometheus::IntCounter,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -118,8 +125,29 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         &["table"],
     )
     .unwrap();
+    let kafka_records = IntCounterVec::new(
+        Opts::new(
+            "binlake_kafka_records_total",
+            "records handed to the Kafka producer",
+        ),
+        &["kind"],
+    )
+    .unwrap();
+    let kafka_in_flight = IntGauge::new(
+        "binlake_kafka_in_flight_records",
+        "records sent to Kafka and not yet acknowledged",
+    )
+    .unwrap();
+    let kafka_queue_full = prometheus::IntCounter::new(
+        "binlake_kafka_queue_full_total",
+        "waits for space in the producer queue (slow or unreachable broker)",
+    )
+    .unwrap();
     for c in [
         Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(kafka_records.clone()),
+        Box::new(kafka_in_flight.clone()),
+        Box::new(kafka_queue_full.clone()),
         Box::new(source_reconnects.clone()),
         Box::new(lake_commit_conflicts.clone()),
         Box::new(rows_merged.clone()),
@@ -142,6 +170,9 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         checkpoint_pos,
         source_reconnects,
         lake_commit_conflicts,
+        kafka_records,
+        kafka_in_flight,
+        kafka_queue_full,
     }
 });
 

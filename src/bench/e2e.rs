@@ -49,7 +49,10 @@ impl Bench {
         Ok(tokio::process::Command::new(std::env::current_exe()?)
             .args(["run", "--config"])
             .arg(config)
-            .env("BINLAKE_LOG", "error")
+            .env(
+                "BINLAKE_LOG",
+                "error,buoyant_kernel=off,delta_kernel=off,deltalake_core=off",
+            )
             .stdout(stdout)
             .kill_on_drop(true)
             .spawn()?)
@@ -146,6 +149,8 @@ async fn reset_table(conn: &mut mysql_async::Conn, ddl: &str) -> anyhow::Result<
     conn.query_drop("DROP DATABASE IF EXISTS binlake_bench")
         .await?;
     conn.query_drop("CREATE DATABASE binlake_bench").await?;
+    // the SEQUENCE engine's seq_1_to_n tables resolve in the current database
+    conn.query_drop("USE binlake_bench").await?;
     conn.query_drop(ddl).await?;
     Ok(())
 }
@@ -174,13 +179,17 @@ fn rate(rows: u64, d: &Delivered) -> String {
 /// The C client reading the whole table, for comparison in the same run.
 fn c_client(admin_url: &str) -> anyhow::Result<f64> {
     let opts = mysql_async::Opts::from_url(admin_url)?;
-    let started = Instant::now();
-    let status = std::process::Command::new("mariadb")
+    let mut client = std::process::Command::new("mariadb");
+    client
         .args(["--no-defaults", "--quick", "-N", "-B"])
         .arg(format!("-h{}", opts.ip_or_hostname()))
         .arg(format!("-P{}", opts.tcp_port()))
-        .arg(format!("-u{}", opts.user().unwrap_or("root")))
-        .arg(format!("-p{}", opts.pass().unwrap_or("")))
+        .arg(format!("-u{}", opts.user().unwrap_or("root")));
+    if let Some(pass) = opts.pass().filter(|p| !p.is_empty()) {
+        client.env("MYSQL_PWD", pass);
+    }
+    let started = Instant::now();
+    let status = client
         .args(["-e", "SELECT * FROM binlake_bench.quotes"])
         .stdout(Stdio::null())
         .status()?;

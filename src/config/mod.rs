@@ -3,6 +3,7 @@
 
 mod env;
 mod filter;
+pub mod kafka;
 mod validate;
 
 pub use env::interpolate;
@@ -48,6 +49,9 @@ pub struct Config {
     pub state: StateConfig,
     #[serde(default)]
     pub lake: LakeConfig,
+    /// Brokers, topics and encodings for `[sink] kind = "kafka"` (and `binlake sink`).
+    #[serde(default)]
+    pub kafka: Option<kafka::KafkaConfig>,
     #[serde(default)]
     pub observe: ObserveConfig,
 }
@@ -56,8 +60,8 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SinkConfig {
-    /// `lake` (default: Delta tables under `lake.root`, exactly once) or `stdout` (JSON lines,
-    /// checkpoint in `state.dir`).
+    /// `lake` (default: Delta tables under `lake.root`, exactly once), `kafka` (Debezium-compatible
+    /// topics, settings in `[kafka]`) or `stdout` (JSON lines, checkpoint in `state.dir`).
     #[serde(default)]
     pub kind: SinkKind,
 }
@@ -70,6 +74,8 @@ pub enum SinkKind {
     Lake,
     /// One Debezium-envelope JSON line per event on stdout; checkpoint in `state.dir`.
     Stdout,
+    /// Debezium-compatible topics on Kafka / Amazon MSK (`[kafka]`); progress in the offsets topic.
+    Kafka,
 }
 
 #[derive(Debug, Clone, Deserialize)]

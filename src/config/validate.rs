@@ -195,6 +195,22 @@ impl Config {
         if s.max_backoff_secs == 0 {
             return Err(invalid("source.max_backoff_secs", "must be at least 1"));
         }
+        if let Some(k) = &self.kafka {
+            k.validate()?;
+        }
+        if self.sink.kind == super::SinkKind::Kafka {
+            self.kafka()?;
+        }
         Ok(())
+    }
+
+    /// The `[kafka]` section, which `sink.kind = "kafka"` (or `--sink kafka`) needs.
+    pub fn kafka(&self) -> Result<&super::kafka::KafkaConfig, ConfigError> {
+        self.kafka.as_ref().ok_or_else(|| {
+            invalid(
+                "kafka",
+                "the kafka sink needs a [kafka] section with at least `brokers = \"host:port\"`",
+            )
+        })
     }
 }

@@ -37,59 +37,73 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn frac(micros: u32) -> String {
-    if micros == 0 {
-        String::new()
-    } else {
-        format!(".{micros:06}")
+/// `.ffffff` when there are microseconds, nothing otherwise.
+struct Frac(u32);
+
+impl std::fmt::Display for Frac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 == 0 {
+            Ok(())
+        } else {
+            write!(f, ".{:06}", self.0)
+        }
     }
 }
 
-/// ISO-8601 text for temporal values; zero dates keep their zeros (see docs/types.md).
-pub fn render_temporal(v: &Value) -> String {
-    match *v {
-        Value::Date { year, month, day } => format!("{year:04}-{month:02}-{day:02}"),
-        Value::DateTime {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            micros,
-        } => {
-            format!(
+/// ISO-8601 text for temporal values, written straight into a formatter (no intermediate string: the
+/// envelope renders one per DATETIME of every event); zero dates keep their zeros (see docs/types.md).
+pub struct Temporal<'a>(pub &'a Value);
+
+impl std::fmt::Display for Temporal<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self.0 {
+            Value::Date { year, month, day } => write!(f, "{year:04}-{month:02}-{day:02}"),
+            Value::DateTime {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                micros,
+            } => write!(
+                f,
                 "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{}",
-                frac(micros)
-            )
-        }
-        Value::Timestamp { secs: 0, micros: 0 } => "0000-00-00T00:00:00Z".to_string(),
-        Value::Timestamp { secs, micros } => {
-            let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-            let t = secs.rem_euclid(86_400);
-            format!(
-                "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}{}Z",
-                t / 3600,
-                t / 60 % 60,
-                t % 60,
-                frac(micros)
-            )
-        }
-        Value::Time {
-            negative,
-            hours,
-            minutes,
-            seconds,
-            micros,
-        } => {
-            format!(
+                Frac(micros)
+            ),
+            Value::Timestamp { secs: 0, micros: 0 } => f.write_str("0000-00-00T00:00:00Z"),
+            Value::Timestamp { secs, micros } => {
+                let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+                let t = secs.rem_euclid(86_400);
+                write!(
+                    f,
+                    "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}{}Z",
+                    t / 3600,
+                    t / 60 % 60,
+                    t % 60,
+                    Frac(micros)
+                )
+            }
+            Value::Time {
+                negative,
+                hours,
+                minutes,
+                seconds,
+                micros,
+            } => write!(
+                f,
                 "{}{hours:02}:{minutes:02}:{seconds:02}{}",
                 if negative { "-" } else { "" },
-                frac(micros)
-            )
+                Frac(micros)
+            ),
+            _ => Ok(()),
         }
-        _ => String::new(),
     }
+}
+
+/// `Temporal` as a string.
+pub fn render_temporal(v: &Value) -> String {
+    Temporal(v).to_string()
 }
 
 #[cfg(test)]

@@ -249,6 +249,7 @@ pub struct ColumnSchema {
     pub charset: Option<String>,
     /// ENUM or SET members in definition order.
     pub members: Vec<String>,
+    /// DECIMAL digits, BIT width, or the fractional-second digits of DATETIME/TIMESTAMP/TIME (0–6).
     pub precision: Option<u32>,
     pub scale: Option<u32>,
 }

@@ -1,7 +1,7 @@
 //! Debezium-compatible JSON envelope: `before`, `after`, `source{…}`, `op`, `ts_ms`, plus `transaction`
 //! and the connector-wide `_seq`. Value renderings are documented in docs/types.md.
 
-use crate::event::calendar::render_temporal;
+use crate::event::calendar::Temporal;
 use crate::event::{ChangeEvent, EventSource, Row, SchemaChange, TableSchema, Value};
 use base64::Engine;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
@@ -125,7 +125,7 @@ impl Serialize for ValueJson<'_> {
                 )?;
                 m.end()
             }
-            other => s.serialize_str(&render_temporal(other)),
+            other => s.collect_str(&Temporal(other)),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the checkpoint of the last message it made durable and tells the source where to resume.
 
 pub mod envelope;
+pub mod kafka;
 pub mod lake;
 pub mod stdout;
 
@@ -13,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 pub enum SinkError {
     #[error(transparent)]
     Lake(#[from] lake::LakeError),
+    #[error(transparent)]
+    Kafka(#[from] kafka::KafkaError),
     #[error("{what}: {source}")]
     Io {
         what: &'static str,

@@ -5,6 +5,7 @@ mod ddl;
 mod failures;
 mod fixtures;
 mod hardening;
+mod kafka;
 mod lake;
 mod lake_options;
 mod minimal;

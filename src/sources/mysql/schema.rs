@@ -210,6 +210,9 @@ pub async fn load_tables(
         let precision = match kind {
             ColumnKind::Decimal => precision.map(|p| p as u32),
             ColumnKind::Bit => precision.map(|p| p as u32),
+            ColumnKind::DateTime | ColumnKind::Timestamp | ColumnKind::Time => {
+                Some(fractional_digits(&column_type))
+            }
             _ => None,
         };
         schema.columns.push(ColumnSchema {
@@ -367,6 +370,10 @@ pub fn schema_from_table_map(
             ColumnKind::Bit if col_meta.len() >= 2 => {
                 (Some(col_meta[1] as u32 * 8 + col_meta[0] as u32), None)
             }
+            // DATETIME2/TIMESTAMP2/TIME2 carry their fractional digits; the pre-5.6 types have none
+            ColumnKind::DateTime | ColumnKind::Timestamp | ColumnKind::Time => {
+                (Some(col_meta.first().map_or(0, |&f| f as u32)), None)
+            }
             _ => (None, None),
         };
         let nullable = tme.null_bitmask().get(i).map(|b| *b).unwrap_or(true);
@@ -398,6 +405,15 @@ pub fn schema_from_table_map(
         names_known,
         column_types,
     })
+}
+
+/// Fractional-second digits of a temporal column type: `datetime(6)` → 6, `timestamp` → 0.
+fn fractional_digits(column_type: &str) -> u32 {
+    column_type
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .and_then(|(digits, _)| digits.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// True when two schemas decode and present rows identically (ignores the `sql_type` text and versions).

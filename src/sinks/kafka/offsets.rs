@@ -1,0 +1,98 @@
+//! The publisher's progress in Kafka itself, as Kafka Connect keeps source offsets: a compacted topic
+//! `<topic_prefix>.binlake.offsets`, key = the connector, value = the source checkpoint up to which every
+//! record has been acknowledged. An ECS task without a disk resumes from it.
+
+use super::client::{base_config, KafkaContext};
+use super::KafkaError;
+use crate::config::kafka::KafkaConfig;
+use crate::event::progress::Checkpoint;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::{Duration, Instant};
+
+/// The record key for `connector`: JSON, so tools that print the topic show it readably.
+pub fn offsets_key(connector: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "connector": connector })).expect("json")
+}
+
+/// The newest checkpoint stored for `connector` in `topic` (partition 0), read to the end.
+pub async fn load(
+    config: &KafkaConfig,
+    topic: &str,
+    connector: &str,
+) -> Result<Option<Checkpoint>, KafkaError> {
+    let config = config.clone();
+    let topic = topic.to_string();
+    let key = offsets_key(connector);
+    tokio::task::spawn_blocking(move || load_blocking(&config, &topic, &key))
+        .await
+        .map_err(|e| KafkaError::Client(format!("offsets reader task: {e}")))?
+}
+
+fn load_blocking(
+    config: &KafkaConfig,
+    topic: &str,
+    key: &[u8],
+) -> Result<Option<Checkpoint>, KafkaError> {
+    let timeout = Duration::from_secs(config.request_timeout_secs);
+    let transient = |what: &str, e: &dyn std::fmt::Display| KafkaError::Offsets {
+        topic: topic.to_string(),
+        error: format!("{what}: {e}"),
+        transient: true,
+    };
+    let consumer: BaseConsumer<KafkaContext> = base_config(config)
+        .set("group.id", "binlake-offsets-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create_with_context(KafkaContext::new(config, None))
+        .map_err(|e| KafkaError::Client(e.to_string()))?;
+    let (low, high) = consumer
+        .fetch_watermarks(topic, 0, timeout)
+        .map_err(|e| transient("reading its end offset", &e))?;
+    if high <= low {
+        return Ok(None);
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(low))
+        .map_err(|e| KafkaError::Client(e.to_string()))?;
+    consumer
+        .assign(&tpl)
+        .map_err(|e| KafkaError::Client(e.to_string()))?;
+    let deadline = Instant::now() + timeout;
+    let mut newest = None;
+    let mut next = low;
+    while next < high {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(transient(
+                "reading it",
+                &format!("no record past offset {next} of {high} within {timeout:?}"),
+            ));
+        }
+        let Some(msg) = consumer.poll(left.min(Duration::from_millis(500))) else {
+            continue;
+        };
+        let msg = msg.map_err(|e| transient("reading it", &e))?;
+        next = msg.offset() + 1;
+        if msg.key() != Some(key) {
+            continue;
+        }
+        newest = match msg.payload() {
+            // a tombstone: the connector's progress was reset on purpose
+            None => None,
+            Some(bytes) => Some(serde_json::from_slice::<Checkpoint>(bytes).map_err(|e| {
+                KafkaError::Offsets {
+                    topic: topic.to_string(),
+                    error: format!(
+                        "the record at offset {} is not a binlake checkpoint ({e}); produce a tombstone \
+                         for this connector's key to start over with a fresh snapshot",
+                        msg.offset()
+                    ),
+                    transient: false,
+                }
+            })?),
+        };
+    }
+    Ok(newest)
+}
