@@ -114,6 +114,11 @@ pub struct ProducerSettings {
     /// Ms between writes of the source position to the offsets topic (default 1000).
     #[serde(default = "default_offset_flush")]
     pub offset_flush_interval_ms: u64,
+    /// Idempotent producer (`enable.idempotence`; default true, as MSK supports): per-key order and no
+    /// duplicates across retries. `false` keeps order with one request in flight per broker instead, for
+    /// brokers whose idempotence support is broken (see README).
+    #[serde(default = "yes")]
+    pub idempotence: bool,
 }
 
 impl Default for ProducerSettings {
@@ -125,6 +130,7 @@ impl Default for ProducerSettings {
             max_message_bytes: default_max_message_bytes(),
             buffer_max_mb: default_buffer_mb(),
             offset_flush_interval_ms: default_offset_flush(),
+            idempotence: true,
         }
     }
 }

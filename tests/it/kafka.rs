@@ -40,12 +40,15 @@ impl Record {
     }
 }
 
-/// Every record of `topic`, partition by partition in offset order. An absent topic reads as empty.
+/// Every record of `topic`, in offset order within each partition. An absent topic reads as empty.
+/// The end of each partition is the end-of-partition event of the fetch, not ListOffsets: tansu's
+/// ListOffsets answers with the last batch's base offset + 1.
 fn read_topic_blocking(brokers: &str, topic: &str) -> Vec<Record> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "binlake-it-reader")
         .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
         .create()
         .unwrap();
     let timeout = Duration::from_secs(10);
@@ -57,47 +60,43 @@ fn read_topic_blocking(brokers: &str, topic: &str) -> Vec<Record> {
     else {
         return vec![];
     };
-    let mut out = vec![];
+    let mut tpl = TopicPartitionList::new();
     for p in t.partitions() {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p.id(), timeout)
-            .unwrap();
-        if high <= low {
-            continue;
-        }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))
-            .unwrap();
-        consumer.assign(&tpl).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut next = low;
-        while next < high {
-            assert!(Instant::now() < deadline, "reading {topic}/{} stalled at {next} of {high}", p.id());
-            let Some(m) = consumer.poll(Duration::from_millis(500)) else {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+    }
+    let mut open: std::collections::BTreeSet<i32> = t.partitions().iter().map(|p| p.id()).collect();
+    consumer.assign(&tpl).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut out = vec![];
+    while !open.is_empty() {
+        assert!(Instant::now() < deadline, "reading {topic} stalled; partitions {open:?} never ended");
+        let m = match consumer.poll(Duration::from_millis(500)) {
+            None => continue,
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
                 continue;
-            };
-            let m = m.unwrap();
-            next = m.offset() + 1;
-            let headers = m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| {
-                            (
-                                h.key.to_string(),
-                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push(Record {
-                partition: p.id(),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                headers,
-            });
-        }
+            }
+            Some(m) => m.unwrap(),
+        };
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(Record {
+            partition: m.partition(),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+            headers,
+        });
     }
     out
 }
@@ -316,11 +315,13 @@ async fn published_topics_rebuild_the_table_and_resume_from_the_offsets_topic() 
     // a key change: Debezium's delete + tombstone of the old key, create of the new one
     db.exec("UPDATE q SET id = 100007 WHERE id = 7").await;
     db.exec(&quotes_rows(999_999, 999_999)).await;
-    let records = wait_records(&topic, 60, |rs| {
+    wait_records(&topic, 60, |rs| {
         rs.iter().any(|r| r.value.is_some() && key_id(r) == 999_999)
     })
     .await;
+    // partitions are delivered independently: the drain waits for every acknowledgement
     stop(cancel, handle).await;
+    let records = read_topic(&topic).await;
 
     // every record sits in the partition Java's producer would choose for its key bytes
     for r in &records {
@@ -372,11 +373,12 @@ async fn published_topics_rebuild_the_table_and_resume_from_the_offsets_topic() 
     // a new process resumes there: no second snapshot, nothing published twice
     let (cancel, handle) = start_publisher(config).await;
     db.exec(&quotes_rows(1_000_000, 1_000_000)).await;
-    let again = wait_records(&topic, 60, |rs| {
+    wait_records(&topic, 60, |rs| {
         rs.iter().any(|r| r.value.is_some() && key_id(r) == 1_000_000)
     })
     .await;
     stop(cancel, handle).await;
+    let again = read_topic(&topic).await;
     assert_eq!(again.len(), records.len() + 1, "only the new row was published");
     assert_equals_mariadb(&rebuild(&again), &mariadb_quotes(&db.name).await);
 }
@@ -395,11 +397,12 @@ async fn schema_block_and_added_columns() {
     common::wait_replica_registered(&db.name, server_id, 60).await;
     db.exec("ALTER TABLE q ADD COLUMN venue ENUM('XNAS','XNYS') NULL").await;
     db.exec("INSERT INTO q VALUES (50, 'AAPL', 1.25, 5, '2026-11-20 14:30:00.5', NULL, 'XNYS')").await;
-    let records = wait_records(&topic, 60, |rs| {
+    wait_records(&topic, 60, |rs| {
         rs.iter().any(|r| r.value.is_some() && r.key_json()["payload"]["id"] == 50)
     })
     .await;
     stop(cancel, handle).await;
+    let records = read_topic(&topic).await;
 
     let last = records.last().unwrap().value_json().unwrap();
     let schema = &last["schema"];
@@ -447,10 +450,10 @@ async fn schema_block_and_added_columns() {
 async fn a_record_over_the_size_limit_stops_with_the_table_and_the_setting() {
     let db = TestDb::new("kafka_big").await;
     db.exec(QUOTES).await;
-    db.exec("INSERT INTO q VALUES (1, 'X', 1, 1, '2026-11-20 14:30:00', REPEAT('x', 5000))").await;
+    db.exec("INSERT INTO q VALUES (1, 'X', 1, 1, '2026-11-20 14:30:00', REPEAT('x', 8000))").await;
     let prefix = unique_prefix("big");
     let text = db.config_text("")
-        + &kafka_section(&prefix, "[kafka.producer]\nmax_message_bytes = 2000\n");
+        + &kafka_section(&prefix, "[kafka.producer]\nmax_message_bytes = 4000\n");
     let config = Config::parse(&text, Path::new("it.toml")).unwrap();
     let (_cancel, handle) = start_publisher(config).await;
     let err = tokio::time::timeout(Duration::from_secs(60), handle)

@@ -146,8 +146,14 @@ pub fn base_config(config: &KafkaConfig) -> ClientConfig {
 pub fn producer_config(config: &KafkaConfig) -> ClientConfig {
     let p = &config.producer;
     let mut c = base_config(config);
-    c.set("enable.idempotence", "true")
-        .set("acks", "all")
+    if p.idempotence {
+        c.set("enable.idempotence", "true");
+    } else {
+        // without idempotence, retries could reorder batches of one partition unless one request is in flight
+        c.set("enable.idempotence", "false")
+            .set("max.in.flight.requests.per.connection", "1");
+    }
+    c.set("acks", "all")
         .set("partitioner", "murmur2_random")
         .set("message.timeout.ms", "0")
         .set("compression.type", &p.compression)

@@ -269,6 +269,10 @@ pub struct KafkaSink {
     encoder: Encoder,
     table_topics: HashMap<TableId, String>,
     last_topic: Option<(Arc<TableSchema>, String)>,
+    /// The schema version of each table last written to the schema-change topic by this process.
+    schemas_published: HashMap<TableId, u32>,
+    /// The schema of the previous event, already known to be published.
+    schema_checked: Option<Arc<TableSchema>>,
     created: HashSet<String>,
     /// Checkpoints sent, with the epoch they close, oldest first.
     pending: VecDeque<(u64, Checkpoint)>,
@@ -302,6 +306,8 @@ impl KafkaSink {
             encoder: Encoder::new(config, connector),
             table_topics: HashMap::new(),
             last_topic: None,
+            schemas_published: HashMap::new(),
+            schema_checked: None,
             created: HashSet::new(),
             pending: VecDeque::new(),
             durable: None,
@@ -405,6 +411,21 @@ impl KafkaSink {
 
     async fn publish_one(&mut self, ev: &ChangeEvent) -> Result<(), KafkaError> {
         let topic = self.table_topic(&ev.schema).await?;
+        let checked = self
+            .schema_checked
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, &ev.schema));
+        if !checked && self.schemas_published.get(&ev.schema.id()) != Some(&ev.schema.version) {
+            // readers of the table topic find every table's schema on the schema-change topic, also for
+            // tables whose schema was known before this process started
+            let sc = SchemaChange {
+                schema: ev.schema.clone(),
+                ddl: String::new(),
+                source: ev.source.clone(),
+            };
+            self.publish_schema_change(&sc).await?;
+        }
+        self.schema_checked = Some(ev.schema.clone());
         let order = self.transaction_order(ev).await?;
         let headers = headers(ev.seq, ev.source.gtid.as_deref(), ev.schema.version);
         let tombstone = ev.op == Op::Delete && self.config.tombstones_on_delete;
@@ -466,7 +487,10 @@ impl KafkaSink {
             .await?;
         let value = records::schema_change_value(sc, &self.topics.prefix);
         self.send_json("schema", &topic, &records::schema_change_key(sc), Some(&value))
-            .await
+            .await?;
+        self.schemas_published
+            .insert(sc.schema.id(), sc.schema.version);
+        Ok(())
     }
 
     /// Moves acknowledged checkpoints to `durable` and stores the newest one every

@@ -20,6 +20,11 @@ const STOP_GRACE: Duration = Duration::from_secs(15);
 /// Silence on the replication connection longer than this many heartbeat periods means it is dead.
 const MISSED_HEARTBEATS: u64 = 4;
 
+/// Events already received are decoded together and handed to the sink as one batch, up to this much
+/// raw binlog: one hand-over (and one thread wake-up) per batch instead of per rows event, while the
+/// channel's byte bound still holds.
+const COALESCE_BYTES: usize = 1 << 20;
+
 pub struct LiveLookup<'a> {
     pub conn: mysql_async::Conn,
     pub filter: &'a TableFilter,
@@ -195,10 +200,38 @@ async fn stream_once(
         };
         backoff.reset();
         decoder.handle(&event, &mut out, &mut lookup).await?;
-        // the changes of one event travel together
+        // Take what has already arrived without waiting, so the batch grows only while the stream is busy.
+        // The decoder's reconnect position moves with every decoded transaction, so whatever went wrong,
+        // the events decoded whole before it are handed over first (what the per-event loop did too).
+        let mut raw = event.data().len();
+        let mut failed = None;
+        while raw < COALESCE_BYTES && stop_deadline.is_none() {
+            let Some(next) = futures_util::FutureExt::now_or_never(stream.next()) else {
+                break;
+            };
+            let whole = out.len();
+            let result = match next {
+                Some(Ok(ev)) => {
+                    raw += ev.data().len();
+                    decoder.handle(&ev, &mut out, &mut lookup).await
+                }
+                Some(Err(e)) => Err(purged(e)),
+                None => Err(SourceError::Mysql(mysql_async::Error::Driver(
+                    mysql_async::DriverError::ConnectionClosed,
+                ))),
+            };
+            if let Err(e) = result {
+                out.truncate(whole);
+                failed = Some(e);
+                break;
+            }
+        }
         tx.send_all(std::mem::take(&mut out))
             .await
             .map_err(|_| SourceError::DownstreamClosed)?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         if stop_deadline.is_some() && !decoder.in_transaction() {
             return Ok(());
         }
