@@ -6,6 +6,7 @@ mod failures;
 mod fixtures;
 mod hardening;
 mod kafka;
+mod kafka_failures;
 mod lake;
 mod lake_options;
 mod minimal;

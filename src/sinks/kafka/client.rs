@@ -51,6 +51,13 @@ impl ClientContext for KafkaContext {
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if matches!(error, rdkafka::error::KafkaError::PartitionEOF(_))
+            || error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF)
+        {
+            // the end of an empty partition, which the offsets reader expects
+            tracing::debug!(reason, "kafka client reached the end of a partition");
+            return;
+        }
         // broker connections come and go; librdkafka retries them itself
         tracing::warn!(%error, reason, "kafka client");
     }

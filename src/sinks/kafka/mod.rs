@@ -279,6 +279,8 @@ pub struct KafkaSink {
     /// The newest checkpoint whose records are all acknowledged, and whether it is stored yet.
     durable: Option<(Checkpoint, bool)>,
     last_store: Instant,
+    /// A checkpoint past the snapshot is stored; before that, checkpoints are stored synchronously.
+    stream_stored: bool,
     last_record: Instant,
     tx: Option<TxCounts>,
 }
@@ -312,6 +314,7 @@ impl KafkaSink {
             pending: VecDeque::new(),
             durable: None,
             last_store: Instant::now(),
+            stream_stored: false,
             last_record: Instant::now(),
             tx: None,
         })
@@ -562,7 +565,11 @@ impl KafkaSink {
 
 impl super::Sink for KafkaSink {
     async fn resume_point(&mut self) -> Result<Option<Checkpoint>, super::SinkError> {
-        Ok(self.start().await?)
+        let cp = self.start().await?;
+        self.stream_stored = cp
+            .as_ref()
+            .is_some_and(|cp| cp.snapshot.as_ref().is_none_or(|s| s.complete));
+        Ok(cp)
     }
 
     async fn send(&mut self, msg: SourceMessage) -> Result<(), super::SinkError> {
@@ -571,9 +578,20 @@ impl super::Sink for KafkaSink {
             SourceMessage::SchemaChange(sc) => self.publish_schema_change(&sc).await?,
             SourceMessage::Checkpoint(cp) => {
                 self.end_transaction().await?;
+                let snapshot_done = cp.snapshot.as_ref().is_none_or(|s| s.complete);
                 let epoch = self.publisher.tracker.close_epoch();
                 self.pending.push_back((epoch, cp));
-                self.advance(false).await?;
+                if self.stream_stored {
+                    self.advance(false).await?;
+                } else {
+                    // Until a checkpoint past the snapshot is stored, each one is stored before anything
+                    // else is published: a restart then never snapshots again from scratch (which would hand
+                    // out `_seq`s already used by later changes), and a re-read chunk keeps its `_seq`s.
+                    self.publisher.wait_all_acked().await?;
+                    self.advance(true).await?;
+                    self.publisher.wait_all_acked().await?;
+                    self.stream_stored = snapshot_done;
+                }
             }
         }
         Ok(())

@@ -49,6 +49,14 @@ fn load_blocking(
         .set("enable.partition.eof", "true")
         .create_with_context(KafkaContext::new(config, None))
         .map_err(|e| KafkaError::Client(e.to_string()))?;
+    // an empty partition's end comes as a global error event, not through poll: tell it by its watermark
+    // (ListOffsets is right for an empty partition, even where it is wrong for a full one)
+    let (_, high) = consumer
+        .fetch_watermarks(topic, 0, timeout)
+        .map_err(|e| transient("reading its end offset", &e))?;
+    if high == 0 {
+        return Ok(None);
+    }
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning)
         .map_err(|e| KafkaError::Client(e.to_string()))?;
