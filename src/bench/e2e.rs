@@ -135,7 +135,7 @@ impl Bench {
 }
 
 /// Peak resident set of a child process (Linux `VmHWM`), in MiB.
-fn peak_rss_of(pid: Option<u32>) -> u64 {
+pub fn peak_rss_of(pid: Option<u32>) -> u64 {
     pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
         .and_then(|s| {
             s.lines()
@@ -145,7 +145,7 @@ fn peak_rss_of(pid: Option<u32>) -> u64 {
         .map_or(0, |kb| kb / 1024)
 }
 
-async fn reset_table(conn: &mut mysql_async::Conn, ddl: &str) -> anyhow::Result<()> {
+pub async fn reset_table(conn: &mut mysql_async::Conn, ddl: &str) -> anyhow::Result<()> {
     conn.query_drop("DROP DATABASE IF EXISTS binlake_bench")
         .await?;
     conn.query_drop("CREATE DATABASE binlake_bench").await?;
@@ -155,11 +155,11 @@ async fn reset_table(conn: &mut mysql_async::Conn, ddl: &str) -> anyhow::Result<
     Ok(())
 }
 
-const QUOTES: &str = "CREATE TABLE binlake_bench.quotes (id BIGINT UNSIGNED PRIMARY KEY, symbol VARCHAR(12) NOT NULL, \
+pub const QUOTES: &str = "CREATE TABLE binlake_bench.quotes (id BIGINT UNSIGNED PRIMARY KEY, symbol VARCHAR(12) NOT NULL, \
     bid DECIMAL(18,6) NOT NULL, ask DECIMAL(18,6) NOT NULL, bid_size INT NOT NULL, ask_size INT NOT NULL, \
     venue ENUM('XNAS','XNYS','ARCX','BATS') NOT NULL, ts DATETIME(6) NOT NULL)";
 
-fn quotes_from(first: u64, last: u64) -> String {
+pub fn quotes_from(first: u64, last: u64) -> String {
     format!(
         "INSERT INTO binlake_bench.quotes SELECT seq, CONCAT('SYM', seq % 500), 100 + (seq % 9973) / 100, \
          100.01 + (seq % 9973) / 100, seq % 1000, (seq * 7) % 1000, ELT(1 + seq % 4, 'XNAS','XNYS','ARCX','BATS'), \

@@ -3,6 +3,7 @@
 //! row visible in Delta) at a steady change rate.
 
 pub mod e2e;
+pub mod kafka;
 pub mod lake;
 pub mod source;
 
@@ -66,6 +67,8 @@ pub enum Suite {
     E2e,
     /// Peak memory of `binlake run` for one huge transaction and one of wide rows.
     Memory,
+    /// `binlake run --sink kafka` from start to the last record acknowledged by the broker.
+    Kafka,
     All,
 }
 
@@ -81,6 +84,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if matches!(args.suite, Suite::Memory) {
         e2e::memory(&args).await?;
+    }
+    if matches!(args.suite, Suite::Kafka) {
+        kafka::run(&args).await?;
     }
     Ok(())
 }

@@ -29,6 +29,29 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (date.year() as i64, date.month(), date.day())
 }
 
+/// Microseconds since the epoch of a DATETIME read as UTC, or of a TIMESTAMP; `None` for zero and
+/// invalid values (and for other types).
+pub fn epoch_micros(v: &Value) -> Option<i64> {
+    match *v {
+        Value::DateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micros,
+        } => {
+            let days = days_from_civil(year as i64, month as i64, day as i64)?;
+            let secs = days * 86_400 + hour as i64 * 3600 + minute as i64 * 60 + second as i64;
+            Some(secs * 1_000_000 + micros as i64)
+        }
+        Value::Timestamp { secs: 0, micros: 0 } => None,
+        Value::Timestamp { secs, micros } => Some(secs * 1_000_000 + micros as i64),
+        _ => None,
+    }
+}
+
 /// Wall-clock time in milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

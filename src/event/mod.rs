@@ -143,7 +143,8 @@ impl Value {
         }
     }
 
-    fn time_micros(&self) -> i128 {
+    /// A TIME as signed microseconds (0 for other types).
+    pub fn time_micros(&self) -> i128 {
         match *self {
             Value::Time {
                 negative,

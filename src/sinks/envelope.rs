@@ -30,6 +30,7 @@ impl Serialize for Envelope<'_> {
                 source: &ev.source,
                 schema: &ev.schema,
                 connector: self.connector,
+                debezium_fields: false,
             },
         )?;
         m.serialize_entry("op", ev.op.code())?;
@@ -50,28 +51,39 @@ struct TxJson<'a> {
     total_order: u64,
 }
 
-struct SourceJson<'a> {
-    source: &'a EventSource,
-    schema: &'a TableSchema,
-    connector: &'a str,
+/// The `source` block. `name` is the connector name (binlake envelope) or Debezium's logical server
+/// name, the topic prefix (debezium encoding, which also carries Debezium's always-null `sequence`,
+/// `thread` and `query`).
+pub struct SourceJson<'a> {
+    pub source: &'a EventSource,
+    pub schema: &'a TableSchema,
+    pub connector: &'a str,
+    pub debezium_fields: bool,
 }
 
 impl Serialize for SourceJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let src = self.source;
-        let mut m = s.serialize_map(Some(11))?;
+        let mut m = s.serialize_map(None)?;
         m.serialize_entry("version", CONNECTOR_VERSION)?;
         m.serialize_entry("connector", "mysql")?;
         m.serialize_entry("name", self.connector)?;
         m.serialize_entry("ts_ms", &src.ts_ms)?;
         m.serialize_entry("snapshot", if src.snapshot { "true" } else { "false" })?;
         m.serialize_entry("db", &self.schema.database)?;
+        if self.debezium_fields {
+            m.serialize_entry("sequence", &None::<&str>)?;
+        }
         m.serialize_entry("table", &self.schema.table)?;
         m.serialize_entry("server_id", &src.server_id)?;
         m.serialize_entry("gtid", &src.gtid)?;
         m.serialize_entry("file", &src.position.file)?;
         m.serialize_entry("pos", &src.position.pos)?;
         m.serialize_entry("row", &src.row)?;
+        if self.debezium_fields {
+            m.serialize_entry("thread", &None::<i64>)?;
+            m.serialize_entry("query", &None::<&str>)?;
+        }
         m.end()
     }
 }

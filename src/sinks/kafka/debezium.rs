@@ -53,24 +53,11 @@ fn fsp(col: &ColumnSchema) -> u32 {
 
 /// Milliseconds (fsp ≤ 3) or microseconds (fsp > 3) since the epoch of a wall-clock DATETIME read as UTC.
 fn datetime_epoch(col: &ColumnSchema, v: &Value) -> Option<i64> {
-    let Value::DateTime {
-        year,
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        micros,
-    } = *v
-    else {
-        return None;
-    };
-    let days = days_from_civil(year as i64, month as i64, day as i64)?;
-    let secs = days * 86_400 + hour as i64 * 3600 + minute as i64 * 60 + second as i64;
+    let micros = crate::event::calendar::epoch_micros(v)?;
     Some(if fsp(col) <= 3 {
-        secs * 1000 + micros as i64 / 1000
+        micros.div_euclid(1000)
     } else {
-        secs * 1_000_000 + micros as i64
+        micros
     })
 }
 
@@ -156,18 +143,7 @@ impl Serialize for FieldValue<'_> {
             Value::Timestamp { secs, micros } => {
                 s.serialize_str(&zoned_timestamp(col, *secs, *micros))
             }
-            Value::Time {
-                negative,
-                hours,
-                minutes,
-                seconds,
-                micros,
-            } => {
-                let us = ((*hours as i64 * 60 + *minutes as i64) * 60 + *seconds as i64)
-                    * 1_000_000
-                    + *micros as i64;
-                s.serialize_i64(if *negative { -us } else { us })
-            }
+            t @ Value::Time { .. } => s.serialize_i64(t.time_micros() as i64),
             Value::Year(y) => s.serialize_u16(*y),
             Value::Bit(b) => {
                 let width = col.precision.unwrap_or(64).clamp(1, 64);

@@ -4,8 +4,8 @@
 
 use super::debezium::{envelope_schema, struct_schema, Modes, RowValue};
 use crate::config::kafka::{Encoding, KafkaConfig};
-use crate::event::{ChangeEvent, EventSource, TableId, TableSchema};
-use crate::sinks::envelope::{Envelope, ValueJson, CONNECTOR_VERSION};
+use crate::event::{ChangeEvent, TableId, TableSchema};
+use crate::sinks::envelope::{Envelope, SourceJson, ValueJson};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -241,10 +241,11 @@ impl<'a> Serialize for DebeziumEnvelope<'a> {
         m.serialize_entry("after", &row(&ev.after))?;
         m.serialize_entry(
             "source",
-            &DebeziumSource {
+            &SourceJson {
                 source: &ev.source,
                 schema: &ev.schema,
-                server_name: self.server_name,
+                connector: self.server_name,
+                debezium_fields: true,
             },
         )?;
         m.serialize_entry("op", ev.op.code())?;
@@ -263,35 +264,6 @@ impl<'a> Serialize for DebeziumEnvelope<'a> {
                 data_collection_order: self.data_collection_order,
             }),
         )?;
-        m.end()
-    }
-}
-
-struct DebeziumSource<'a> {
-    source: &'a EventSource,
-    schema: &'a TableSchema,
-    server_name: &'a str,
-}
-
-impl Serialize for DebeziumSource<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let src = self.source;
-        let mut m = s.serialize_map(Some(15))?;
-        m.serialize_entry("version", CONNECTOR_VERSION)?;
-        m.serialize_entry("connector", "mysql")?;
-        m.serialize_entry("name", self.server_name)?;
-        m.serialize_entry("ts_ms", &src.ts_ms)?;
-        m.serialize_entry("snapshot", if src.snapshot { "true" } else { "false" })?;
-        m.serialize_entry("db", &self.schema.database)?;
-        m.serialize_entry("sequence", &None::<&str>)?;
-        m.serialize_entry("table", &self.schema.table)?;
-        m.serialize_entry("server_id", &src.server_id)?;
-        m.serialize_entry("gtid", &src.gtid)?;
-        m.serialize_entry("file", &src.position.file)?;
-        m.serialize_entry("pos", &src.position.pos)?;
-        m.serialize_entry("row", &src.row)?;
-        m.serialize_entry("thread", &None::<i64>)?;
-        m.serialize_entry("query", &None::<&str>)?;
         m.end()
     }
 }

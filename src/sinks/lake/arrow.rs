@@ -115,33 +115,6 @@ pub fn decimal_to_i128(text: &str, scale: i8) -> Option<i128> {
     Some(if neg { -v } else { v })
 }
 
-fn micros_of(v: &Value) -> Option<i64> {
-    match *v {
-        Value::DateTime {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            micros,
-        } => {
-            if month == 0 || day == 0 {
-                return None;
-            }
-            let days = days_from_civil(year as i64, month as i64, day as i64)?;
-            Some(
-                ((days * 86_400 + hour as i64 * 3600 + minute as i64 * 60 + second as i64)
-                    * 1_000_000)
-                    + micros as i64,
-            )
-        }
-        Value::Timestamp { secs: 0, micros: 0 } => None,
-        Value::Timestamp { secs, micros } => Some(secs * 1_000_000 + micros as i64),
-        _ => None,
-    }
-}
-
 /// Builds one Arrow column of type `ty` from `values` (`None` for rows that lack the column).
 pub fn build_column(
     name: &str,
@@ -250,7 +223,7 @@ pub fn build_column(
                 match v {
                     None | Some(Value::Null) | Some(Value::Absent) => b.append_null(),
                     Some(v @ (Value::DateTime { .. } | Value::Timestamp { .. })) => {
-                        b.append_option(micros_of(v))
+                        b.append_option(crate::event::calendar::epoch_micros(v))
                     }
                     Some(other) => return Err(bad(other)),
                 }
