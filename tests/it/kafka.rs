@@ -577,3 +577,80 @@ async fn a_debezium_only_consumer_reproduces_the_table() {
         assert_eq!(got.get(id), Some(w), "row {id}");
     }
 }
+
+/// Debezium's transaction metadata (BEGIN/END with per-table counts, and the `transaction` block of each
+/// change) and heartbeats on an idle stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_metadata_and_heartbeats() {
+    let db = TestDb::new("kafka_tx").await;
+    db.exec(QUOTES).await;
+    db.exec("CREATE TABLE side (id INT PRIMARY KEY, v INT)").await;
+    let prefix = unique_prefix("tx");
+    let text = db.config_text("")
+        + &kafka_section(&prefix, "provide_transaction_metadata = true\nheartbeat_interval_ms = 200\n");
+    let config = Config::parse(&text, Path::new("it.toml")).unwrap();
+    let server_id = config.source.server_id;
+    let (cancel, handle) = start_publisher(config).await;
+    common::wait_replica_registered(&db.name, server_id, 60).await;
+    db.exec(
+        "BEGIN; INSERT INTO q VALUES (1, 'A', 1, 1, '2026-11-20 14:30:00', NULL), \
+         (2, 'B', 2, 2, '2026-11-20 14:30:00', NULL); INSERT INTO side VALUES (1, 1); COMMIT",
+    )
+    .await;
+    let tx_topic = format!("{prefix}.transaction");
+    wait_records(&tx_topic, 60, |rs| {
+        rs.iter().any(|r| r.value_json().is_some_and(|v| v["status"] == "END"))
+    })
+    .await;
+    // an idle stream still shows it is alive (only this test turns heartbeats on, so the process-wide
+    // counter is this publisher's)
+    let heartbeats = || {
+        binlake::observe::METRICS
+            .kafka_records
+            .with_label_values(&["heartbeat"])
+            .get()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while heartbeats() < 2 {
+        assert!(Instant::now() < deadline, "no heartbeat within 60 s of an idle stream");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop(cancel, handle).await;
+    let beats = read_topic(&format!("__debezium-heartbeat.{prefix}")).await;
+    assert!(beats.len() >= 2, "{} heartbeat records", beats.len());
+    assert_eq!(beats[0].key_json(), serde_json::json!({"serverName": prefix}));
+
+    let txs = read_topic(&tx_topic).await;
+    let begin = txs[0].value_json().unwrap();
+    let end = txs[1].value_json().unwrap();
+    assert_eq!(begin["status"], "BEGIN");
+    assert_eq!(end["status"], "END");
+    assert_eq!(begin["id"], end["id"]);
+    assert_eq!(end["event_count"], 3);
+    let counts: BTreeMap<String, u64> = end["data_collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["data_collection"].as_str().unwrap().to_string(),
+                c["event_count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counts[&format!("{}.q", db.name)], 2);
+    assert_eq!(counts[&format!("{}.side", db.name)], 1);
+    let changes = read_topic(&format!("{prefix}.{}.q", db.name)).await;
+    let orders: Vec<(u64, u64)> = changes
+        .iter()
+        .filter_map(Record::value_json)
+        .map(|v| {
+            assert_eq!(v["transaction"]["id"], begin["id"]);
+            (
+                v["transaction"]["total_order"].as_u64().unwrap(),
+                v["transaction"]["data_collection_order"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(orders, [(1, 1), (2, 2)]);
+}
