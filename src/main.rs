@@ -114,7 +114,8 @@ async fn main() -> anyhow::Result<()> {
                 }
                 SinkKind::Kafka => {
                     let mut sink =
-                        binlake::sinks::kafka::KafkaSink::new(config.kafka()?, &config.name).await?;
+                        binlake::sinks::kafka::KafkaSink::new(config.kafka()?, &config.name)
+                            .await?;
                     pipeline::run(&config, &mut sink, cancel).await?;
                 }
             }
@@ -164,7 +165,8 @@ async fn main() -> anyhow::Result<()> {
                 }
                 SinkKind::Kafka => {
                     let mut sink =
-                        binlake::sinks::kafka::KafkaSink::new(config.kafka()?, &config.name).await?;
+                        binlake::sinks::kafka::KafkaSink::new(config.kafka()?, &config.name)
+                            .await?;
                     (sink.resume_point().await?, sink.resnapshot_hint())
                 }
             };

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 async fn metrics(port: u16) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
     s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.ok()?;
     let mut body = String::new();
     s.read_to_string(&mut body).await.ok()?;
@@ -27,14 +29,17 @@ fn value(body: &str, name: &str) -> f64 {
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    let brokers = std::env::var("BINLAKE_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9192".into());
+    let brokers =
+        std::env::var("BINLAKE_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9192".into());
     let dir = std::env::temp_dir().join(format!("binlake-kafka-bench-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("state"))?;
     let cfg = source_config(&args.admin_url)?;
     let mut conn = connect(&cfg).await?;
     let info = ServerInfo::read(&mut conn).await?;
     reset_table(&mut conn, QUOTES).await?;
-    let start = current_position(&mut conn, &info).await?.expect("binlog on");
+    let start = current_position(&mut conn, &info)
+        .await?
+        .expect("binlog on");
     let rows = args.rows;
     let mut done = 0;
     while done < rows {
@@ -45,7 +50,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
     for encoding in ["debezium", "binlake"] {
         let prefix = format!("bench{}_{encoding}", rand::random::<u32>());
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let opts = mysql_async::Opts::from_url(&args.admin_url)?;
         let text = format!(
             "name = \"kbench\"\n[source]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npassword = \"{}\"\n\
@@ -115,7 +122,8 @@ async fn seed_offsets(brokers: &str, topic: &str, checkpoint: &Checkpoint) -> an
     let admin: AdminClient<_> = config.create()?;
     admin
         .create_topics(
-            [&NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact")],
+            [&NewTopic::new(topic, 1, TopicReplication::Fixed(-1))
+                .set("cleanup.policy", "compact")],
             &AdminOptions::new(),
         )
         .await?;
@@ -123,7 +131,10 @@ async fn seed_offsets(brokers: &str, topic: &str, checkpoint: &Checkpoint) -> an
     let key = crate::sinks::kafka::offsets::offsets_key("kbench");
     let value = serde_json::to_vec(checkpoint)?;
     producer
-        .send(FutureRecord::to(topic).key(&key).payload(&value), Duration::from_secs(10))
+        .send(
+            FutureRecord::to(topic).key(&key).payload(&value),
+            Duration::from_secs(10),
+        )
         .await
         .map_err(|(e, _)| e)?;
     Ok(())

@@ -178,7 +178,10 @@ impl fmt::Debug for KafkaConfig {
             .field("encoding", &self.encoding)
             .field("security", &self.security)
             .field("sasl_username", &self.sasl_username)
-            .field("sasl_password", &self.sasl_password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "sasl_password",
+                &self.sasl_password.as_ref().map(|_| "<redacted>"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -221,8 +224,7 @@ fn default_offset_flush() -> u64 {
 pub fn is_topic_safe(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 200
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         && s != "."
         && s != ".."
@@ -242,10 +244,7 @@ impl KafkaConfig {
             let b = b.trim();
             let port = b.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
             if port.is_none() {
-                return Err(invalid(
-                    "kafka.brokers",
-                    format!("`{b}` is not host:port"),
-                ));
+                return Err(invalid("kafka.brokers", format!("`{b}` is not host:port")));
             }
         }
         if let Some(p) = &self.topic_prefix {
@@ -300,10 +299,16 @@ impl KafkaConfig {
             ));
         }
         if self.producer.batch_size == 0 || self.producer.batch_size > 2_147_483_647 {
-            return Err(invalid("kafka.producer.batch_size", "must be between 1 and 2^31-1"));
+            return Err(invalid(
+                "kafka.producer.batch_size",
+                "must be between 1 and 2^31-1",
+            ));
         }
         if self.producer.linger_ms > 900_000 {
-            return Err(invalid("kafka.producer.linger_ms", "must be at most 900000"));
+            return Err(invalid(
+                "kafka.producer.linger_ms",
+                "must be at most 900000",
+            ));
         }
         if self.producer.offset_flush_interval_ms == 0 {
             return Err(invalid(

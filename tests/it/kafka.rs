@@ -67,7 +67,8 @@ fn read_topic_blocking(brokers: &str, topic: &str) -> Vec<Record> {
     for p in t.partitions() {
         let (_, high) = consumer.fetch_watermarks(topic, p.id(), timeout).unwrap();
         if high > 0 {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .unwrap();
             open.insert(p.id());
         }
     }
@@ -78,7 +79,10 @@ fn read_topic_blocking(brokers: &str, topic: &str) -> Vec<Record> {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut out = vec![];
     while !open.is_empty() {
-        assert!(Instant::now() < deadline, "reading {topic} stalled; partitions {open:?} never ended");
+        assert!(
+            Instant::now() < deadline,
+            "reading {topic} stalled; partitions {open:?} never ended"
+        );
         let m = match consumer.poll(Duration::from_millis(500)) {
             None => continue,
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
@@ -191,10 +195,18 @@ fn murmur2_matches_kafkas_test_vectors() {
         (b"foobar", -790332482),
         (b"a-little-bit-long-string", -985981536),
         (b"a-little-bit-longer-string", -1486304829),
-        (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+        (
+            b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+            -58897971,
+        ),
         (b"abc", 479470107),
     ] {
-        assert_eq!(java_murmur2(input), want, "{}", String::from_utf8_lossy(input));
+        assert_eq!(
+            java_murmur2(input),
+            want,
+            "{}",
+            String::from_utf8_lossy(input)
+        );
     }
 }
 
@@ -225,7 +237,10 @@ pub async fn start_publisher(
     (cancel, handle)
 }
 
-pub async fn stop(cancel: CancellationToken, handle: tokio::task::JoinHandle<Result<(), PipelineError>>) {
+pub async fn stop(
+    cancel: CancellationToken,
+    handle: tokio::task::JoinHandle<Result<(), PipelineError>>,
+) {
     cancel.cancel();
     tokio::time::timeout(Duration::from_secs(30), handle)
         .await
@@ -240,7 +255,9 @@ fn key_id(r: &Record) -> i64 {
 
 /// Connect Decimal bytes (Java BigInteger, two's complement big-endian) as an integer.
 fn unscaled(b64: &str) -> i128 {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
     let mut v: i128 = if bytes[0] & 0x80 != 0 { -1 } else { 0 };
     for b in bytes {
         v = (v << 8) | b as i128;
@@ -256,7 +273,11 @@ fn rebuild(records: &[Record]) -> BTreeMap<i64, Json> {
     for r in records {
         let id = key_id(r);
         let Some(v) = r.value_json() else {
-            assert_eq!(last_op.get(&id).map(String::as_str), Some("d"), "tombstone of {id} without a delete");
+            assert_eq!(
+                last_op.get(&id).map(String::as_str),
+                Some("d"),
+                "tombstone of {id} without a delete"
+            );
             last_op.insert(id, "tombstone".into());
             continue;
         };
@@ -266,7 +287,11 @@ fn rebuild(records: &[Record]) -> BTreeMap<i64, Json> {
                 assert!(state.remove(&id).is_some(), "delete of absent key {id}");
             }
             "c" | "r" | "u" => {
-                assert_eq!(v["after"]["id"].as_i64(), Some(id), "key and after image disagree");
+                assert_eq!(
+                    v["after"]["id"].as_i64(),
+                    Some(id),
+                    "key and after image disagree"
+                );
                 state.insert(id, v["after"].clone());
             }
             other => panic!("unexpected op {other}"),
@@ -309,11 +334,21 @@ fn assert_equals_mariadb(
 ) {
     assert_eq!(state.len(), want.len(), "rows in the topic vs MariaDB");
     for (id, (symbol, bid, qty, ts, note)) in want {
-        let got = state.get(id).unwrap_or_else(|| panic!("row {id} missing from the topic"));
-        assert_eq!(got["symbol"].as_str(), Some(symbol.as_str()), "row {id} symbol");
+        let got = state
+            .get(id)
+            .unwrap_or_else(|| panic!("row {id} missing from the topic"));
+        assert_eq!(
+            got["symbol"].as_str(),
+            Some(symbol.as_str()),
+            "row {id} symbol"
+        );
         assert_eq!(unscaled(got["bid"].as_str().unwrap()), *bid, "row {id} bid");
         assert_eq!(got["qty"].as_u64(), Some(*qty), "row {id} qty");
-        assert_eq!(got["ts"].as_i64(), Some(*ts), "row {id} ts (MicroTimestamp)");
+        assert_eq!(
+            got["ts"].as_i64(),
+            Some(*ts),
+            "row {id} ts (MicroTimestamp)"
+        );
         assert_eq!(got["note"].as_str(), note.as_deref(), "row {id} note");
     }
 }
@@ -332,7 +367,8 @@ async fn published_topics_rebuild_the_table_and_resume_from_the_offsets_topic() 
     let (cancel, handle) = start_publisher(config.clone()).await;
     common::wait_replica_registered(&db.name, server_id, 60).await;
     db.exec(&quotes_rows(201, 400)).await;
-    db.exec("UPDATE q SET bid = bid + 1.5, note = 'corrected' WHERE id % 3 = 0").await;
+    db.exec("UPDATE q SET bid = bid + 1.5, note = 'corrected' WHERE id % 3 = 0")
+        .await;
     db.exec("DELETE FROM q WHERE id % 10 = 0").await;
     // a key change: Debezium's delete + tombstone of the old key, create of the new one
     db.exec("UPDATE q SET id = 100007 WHERE id = 7").await;
@@ -347,7 +383,12 @@ async fn published_topics_rebuild_the_table_and_resume_from_the_offsets_topic() 
 
     // every record sits in the partition Java's producer would choose for its key bytes
     for r in &records {
-        assert_eq!(r.partition, java_partition(r.key.as_deref().unwrap(), 3), "partition of {:?}", r.key_json());
+        assert_eq!(
+            r.partition,
+            java_partition(r.key.as_deref().unwrap(), 3),
+            "partition of {:?}",
+            r.key_json()
+        );
         let seq: u64 = r.headers["binlake.seq"].parse().unwrap();
         assert!(seq > 0);
     }
@@ -360,12 +401,18 @@ async fn published_topics_rebuild_the_table_and_resume_from_the_offsets_topic() 
     assert_eq!(ops("r"), 200, "snapshot reads");
     // 40 deleted rows plus the old key of the key change
     assert_eq!(ops("d"), 41);
-    assert_eq!(records.iter().filter(|r| r.value.is_none()).count(), 41, "a tombstone per delete");
+    assert_eq!(
+        records.iter().filter(|r| r.value.is_none()).count(),
+        41,
+        "a tombstone per delete"
+    );
     let streamed = records
         .iter()
         .filter(|r| r.value_json().is_some_and(|v| v["op"] != "r"))
         .collect::<Vec<_>>();
-    assert!(streamed.iter().all(|r| r.headers.contains_key("binlake.gtid")));
+    assert!(streamed
+        .iter()
+        .all(|r| r.headers.contains_key("binlake.gtid")));
     let first = streamed[0].value_json().unwrap();
     assert_eq!(first["source"]["connector"], "mysql");
     assert_eq!(first["source"]["name"], prefix.as_str());
@@ -383,7 +430,10 @@ async fn published_topics_rebuild_the_table_and_resume_from_the_offsets_topic() 
         .filter_map(Record::value_json)
         .find(|v| v["binlake"]["schema"]["table"] == "q")
         .expect("a schema record for q");
-    assert_eq!(s["tableChanges"][0]["table"]["primaryKeyColumnNames"], serde_json::json!(["id"]));
+    assert_eq!(
+        s["tableChanges"][0]["table"]["primaryKeyColumnNames"],
+        serde_json::json!(["id"])
+    );
 
     // the offsets topic holds the position after the last record
     let offsets = read_topic(&format!("{prefix}.binlake.offsets")).await;
@@ -396,12 +446,17 @@ async fn published_topics_rebuild_the_table_and_resume_from_the_offsets_topic() 
     let (cancel, handle) = start_publisher(config).await;
     db.exec(&quotes_rows(1_000_000, 1_000_000)).await;
     wait_records(&topic, 60, |rs| {
-        rs.iter().any(|r| r.value.is_some() && key_id(r) == 1_000_000)
+        rs.iter()
+            .any(|r| r.value.is_some() && key_id(r) == 1_000_000)
     })
     .await;
     stop(cancel, handle).await;
     let again = read_topic(&topic).await;
-    assert_eq!(again.len(), records.len() + 1, "only the new row was published");
+    assert_eq!(
+        again.len(),
+        records.len() + 1,
+        "only the new row was published"
+    );
     assert_equals_mariadb(&rebuild(&again), &mariadb_quotes(&db.name).await);
 }
 
@@ -417,10 +472,13 @@ async fn schema_block_and_added_columns() {
     let topic = format!("{prefix}.{}.q", db.name);
     let (cancel, handle) = start_publisher(config).await;
     common::wait_replica_registered(&db.name, server_id, 60).await;
-    db.exec("ALTER TABLE q ADD COLUMN venue ENUM('XNAS','XNYS') NULL").await;
-    db.exec("INSERT INTO q VALUES (50, 'AAPL', 1.25, 5, '2026-11-20 14:30:00.5', NULL, 'XNYS')").await;
+    db.exec("ALTER TABLE q ADD COLUMN venue ENUM('XNAS','XNYS') NULL")
+        .await;
+    db.exec("INSERT INTO q VALUES (50, 'AAPL', 1.25, 5, '2026-11-20 14:30:00.5', NULL, 'XNYS')")
+        .await;
     wait_records(&topic, 60, |rs| {
-        rs.iter().any(|r| r.value.is_some() && r.key_json()["payload"]["id"] == 50)
+        rs.iter()
+            .any(|r| r.value.is_some() && r.key_json()["payload"]["id"] == 50)
     })
     .await;
     stop(cancel, handle).await;
@@ -444,7 +502,10 @@ async fn schema_block_and_added_columns() {
             .unwrap_or_else(|| panic!("no field {name}"))
             .clone()
     };
-    assert_eq!(field("bid")["name"], "org.apache.kafka.connect.data.Decimal");
+    assert_eq!(
+        field("bid")["name"],
+        "org.apache.kafka.connect.data.Decimal"
+    );
     assert_eq!(field("bid")["parameters"]["scale"], "6");
     assert_eq!(field("ts")["name"], "io.debezium.time.MicroTimestamp");
     assert_eq!(field("venue")["parameters"]["allowed"], "XNAS,XNYS");
@@ -472,7 +533,8 @@ async fn schema_block_and_added_columns() {
 async fn a_record_over_the_size_limit_stops_with_the_table_and_the_setting() {
     let db = TestDb::new("kafka_big").await;
     db.exec(QUOTES).await;
-    db.exec("INSERT INTO q VALUES (1, 'X', 1, 1, '2026-11-20 14:30:00', REPEAT('x', 8000))").await;
+    db.exec("INSERT INTO q VALUES (1, 'X', 1, 1, '2026-11-20 14:30:00', REPEAT('x', 8000))")
+        .await;
     let prefix = unique_prefix("big");
     let text = db.config_text("")
         + &kafka_section(&prefix, "[kafka.producer]\nmax_message_bytes = 4000\n");
@@ -486,7 +548,10 @@ async fn a_record_over_the_size_limit_stops_with_the_table_and_the_setting() {
         .to_string();
     assert!(err.contains(&format!("{prefix}.{}.q", db.name)), "{err}");
     assert!(err.contains("{\"id\":1}"), "{err}");
-    assert!(err.contains("max.message.bytes") && err.contains("kafka.producer.max_message_bytes"), "{err}");
+    assert!(
+        err.contains("max.message.bytes") && err.contains("kafka.producer.max_message_bytes"),
+        "{err}"
+    );
     // nothing was stored as done: the offsets topic has no position past the record
     let offsets = read_topic(&format!("{prefix}.binlake.offsets")).await;
     for r in offsets {
@@ -515,13 +580,17 @@ async fn a_debezium_only_consumer_reproduces_the_table() {
     .await;
     let prefix = unique_prefix("dbz");
     let text = db.config_text("")
-        + &kafka_section(&prefix, "schemas_enable = true\n[kafka.topics]\npartitions = 2\n");
+        + &kafka_section(
+            &prefix,
+            "schemas_enable = true\n[kafka.topics]\npartitions = 2\n",
+        );
     let config = Config::parse(&text, Path::new("it.toml")).unwrap();
     let server_id = config.source.server_id;
     let topic = format!("{prefix}.{}.t", db.name);
     let (cancel, handle) = start_publisher(config).await;
     common::wait_replica_registered(&db.name, server_id, 60).await;
-    db.exec("UPDATE t SET d = -d, txt = 'changed' WHERE id % 7 = 0").await;
+    db.exec("UPDATE t SET d = -d, txt = 'changed' WHERE id % 7 = 0")
+        .await;
     db.exec("DELETE FROM t WHERE id % 11 = 0").await;
     db.exec("UPDATE t SET id = 1000 WHERE id = 13").await;
     db.exec("INSERT INTO t VALUES (2000, 0, '2026-11-20 00:00:00', NULL, '2026-11-20', 0, NULL, NULL, 'XNAS')")
@@ -572,7 +641,11 @@ async fn a_debezium_only_consumer_reproduces_the_table() {
         .into_iter()
         .map(|v| (v["id"].as_i64().unwrap(), v))
         .collect();
-    assert_eq!(got.len(), want.len(), "rows rebuilt by the Debezium consumer vs MariaDB");
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "rows rebuilt by the Debezium consumer vs MariaDB"
+    );
     for (id, w) in &want {
         assert_eq!(got.get(id), Some(w), "row {id}");
     }
@@ -584,10 +657,14 @@ async fn a_debezium_only_consumer_reproduces_the_table() {
 async fn transaction_metadata_and_heartbeats() {
     let db = TestDb::new("kafka_tx").await;
     db.exec(QUOTES).await;
-    db.exec("CREATE TABLE side (id INT PRIMARY KEY, v INT)").await;
+    db.exec("CREATE TABLE side (id INT PRIMARY KEY, v INT)")
+        .await;
     let prefix = unique_prefix("tx");
     let text = db.config_text("")
-        + &kafka_section(&prefix, "provide_transaction_metadata = true\nheartbeat_interval_ms = 200\n");
+        + &kafka_section(
+            &prefix,
+            "provide_transaction_metadata = true\nheartbeat_interval_ms = 200\n",
+        );
     let config = Config::parse(&text, Path::new("it.toml")).unwrap();
     let server_id = config.source.server_id;
     let (cancel, handle) = start_publisher(config).await;
@@ -599,7 +676,8 @@ async fn transaction_metadata_and_heartbeats() {
     .await;
     let tx_topic = format!("{prefix}.transaction");
     wait_records(&tx_topic, 60, |rs| {
-        rs.iter().any(|r| r.value_json().is_some_and(|v| v["status"] == "END"))
+        rs.iter()
+            .any(|r| r.value_json().is_some_and(|v| v["status"] == "END"))
     })
     .await;
     // an idle stream still shows it is alive (only this test turns heartbeats on, so the process-wide
@@ -612,13 +690,19 @@ async fn transaction_metadata_and_heartbeats() {
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     while heartbeats() < 2 {
-        assert!(Instant::now() < deadline, "no heartbeat within 60 s of an idle stream");
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeat within 60 s of an idle stream"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stop(cancel, handle).await;
     let beats = read_topic(&format!("__debezium-heartbeat.{prefix}")).await;
     assert!(beats.len() >= 2, "{} heartbeat records", beats.len());
-    assert_eq!(beats[0].key_json(), serde_json::json!({"serverName": prefix}));
+    assert_eq!(
+        beats[0].key_json(),
+        serde_json::json!({"serverName": prefix})
+    );
 
     let txs = read_topic(&tx_topic).await;
     let begin = txs[0].value_json().unwrap();

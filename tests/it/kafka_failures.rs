@@ -3,7 +3,9 @@
 //! appear twice only as the same change with the same `binlake.seq`; `_seq` has no gap.
 
 use crate::common::*;
-use crate::kafka::{brokers, read_topic, read_topic_at, unique_prefix, wait_records, wait_records_at, Record};
+use crate::kafka::{
+    brokers, read_topic, read_topic_at, unique_prefix, wait_records, wait_records_at, Record,
+};
 use crate::snapshot_stream::{create_quotes, sentinel, writer};
 use serde_json::Value as Json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,10 +76,14 @@ async fn mariadb_rows(db: &str) -> BTreeMap<u64, (String, String, i64)> {
     use mysql_async::prelude::*;
     let rows: Vec<(u64, String, String, i64)> = admin_for(db)
         .await
-        .query(format!("SELECT id, symbol, CAST(bid AS CHAR), qty FROM `{db}`.quotes"))
+        .query(format!(
+            "SELECT id, symbol, CAST(bid AS CHAR), qty FROM `{db}`.quotes"
+        ))
         .await
         .unwrap();
-    rows.into_iter().map(|(i, s, b, q)| (i, (s, b, q))).collect()
+    rows.into_iter()
+        .map(|(i, s, b, q)| (i, (s, b, q)))
+        .collect()
 }
 
 /// Duplicates carry the same change under the same `binlake.seq`, and the `_seq`s have no gap. A snapshot
@@ -106,13 +112,22 @@ fn assert_duplicates_are_identical_and_no_gap(records: &[Record]) {
         };
         let slot = (seq(r), kind);
         if let Some(prev) = by_seq.get(&slot) {
-            assert_eq!(prev, &content, "seq {} published twice with different content", seq(r));
+            assert_eq!(
+                prev,
+                &content,
+                "seq {} published twice with different content",
+                seq(r)
+            );
         } else {
             by_seq.insert(slot, content);
         }
     }
     let (min, max) = (*seqs.first().unwrap(), *seqs.last().unwrap());
-    assert_eq!(seqs.len() as u64, max - min + 1, "a gap in _seq between {min} and {max}");
+    assert_eq!(
+        seqs.len() as u64,
+        max - min + 1,
+        "a gap in _seq between {min} and {max}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,7 +137,13 @@ async fn sigkill_while_publishing_loses_nothing() {
     let prefix = unique_prefix("kill");
     let topic = format!("{prefix}.{}.quotes", db.name);
     let port = free_port();
-    let config = config_file(&db, &prefix, &brokers(), port, "[kafka.topics]\npartitions = 2\n");
+    let config = config_file(
+        &db,
+        &prefix,
+        &brokers(),
+        port,
+        "[kafka.topics]\npartitions = 2\n",
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let w = tokio::spawn(writer(db.name.clone(), stop.clone(), 300));
     for i in 0..3 {
@@ -137,7 +158,10 @@ async fn sigkill_while_publishing_loses_nothing() {
             if changes.is_some_and(|n| n > wanted) {
                 break;
             }
-            assert!(Instant::now() < deadline, "kill {i}: nothing published within 90 s");
+            assert!(
+                Instant::now() < deadline,
+                "kill {i}: nothing published within 90 s"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         child.kill().unwrap(); // SIGKILL
@@ -148,14 +172,19 @@ async fn sigkill_while_publishing_loses_nothing() {
     let mut child = spawn_binlake(&config, &[]);
     let id = sentinel(&db).await;
     wait_records(&topic, 90, |rs| {
-        rs.iter().any(|r| r.value.is_some() && r.key_json()["id"].as_u64() == Some(id))
+        rs.iter()
+            .any(|r| r.value.is_some() && r.key_json()["id"].as_u64() == Some(id))
     })
     .await;
     assert_alive(&mut child, "after the last restart");
     assert!(signal_and_wait(&mut child, 15).success(), "graceful stop");
     let records = read_topic(&topic).await;
     assert_duplicates_are_identical_and_no_gap(&records);
-    assert_eq!(rebuild(&records), mariadb_rows(&db.name).await, "topic vs MariaDB");
+    assert_eq!(
+        rebuild(&records),
+        mariadb_rows(&db.name).await,
+        "topic vs MariaDB"
+    );
 }
 
 /// Resumes a SIGSTOPped broker however the test ends.
@@ -227,21 +256,40 @@ async fn a_frozen_broker_holds_the_binlog_reader_back_and_nothing_is_lost() {
             peak_rss = peak_rss.max(rss_mib(child.id()));
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        let waits = metric(port, "binlake_kafka_queue_full_total").await.unwrap_or(0.0);
-        assert!(waits > 0.0, "the producer queue never filled: the reader was not held back");
+        let waits = metric(port, "binlake_kafka_queue_full_total")
+            .await
+            .unwrap_or(0.0);
+        assert!(
+            waits > 0.0,
+            "the producer queue never filled: the reader was not held back"
+        );
     } // SIGCONT
     stop.store(true, Ordering::Relaxed);
     let written = w.await.unwrap();
-    assert!(written > 1000, "the writer kept writing while the broker was frozen ({written})");
+    assert!(
+        written > 1000,
+        "the writer kept writing while the broker was frozen ({written})"
+    );
     let id = sentinel(&db).await;
     wait_records_at(&aux, &topic, 120, |rs| {
-        rs.iter().any(|r| r.value.is_some() && r.key_json()["id"].as_u64() == Some(id))
+        rs.iter()
+            .any(|r| r.value.is_some() && r.key_json()["id"].as_u64() == Some(id))
     })
     .await;
-    assert_alive(&mut child, "after the broker resumed: it recovered without a restart");
+    assert_alive(
+        &mut child,
+        "after the broker resumed: it recovered without a restart",
+    );
     assert!(signal_and_wait(&mut child, 15).success(), "graceful stop");
-    assert!(peak_rss < 400, "memory stayed bounded while the broker was frozen: {peak_rss} MiB");
+    assert!(
+        peak_rss < 400,
+        "memory stayed bounded while the broker was frozen: {peak_rss} MiB"
+    );
     let records = read_topic_at(&aux, &topic).await;
     assert_duplicates_are_identical_and_no_gap(&records);
-    assert_eq!(rebuild(&records), mariadb_rows(&db.name).await, "topic vs MariaDB");
+    assert_eq!(
+        rebuild(&records),
+        mariadb_rows(&db.name).await,
+        "topic vs MariaDB"
+    );
 }

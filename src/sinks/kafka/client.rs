@@ -133,8 +133,14 @@ pub fn base_config(config: &KafkaConfig) -> ClientConfig {
         Security::SaslScram => {
             c.set("security.protocol", "sasl_ssl")
                 .set("sasl.mechanism", "SCRAM-SHA-512")
-                .set("sasl.username", config.sasl_username.as_deref().unwrap_or(""))
-                .set("sasl.password", config.sasl_password.as_deref().unwrap_or(""));
+                .set(
+                    "sasl.username",
+                    config.sasl_username.as_deref().unwrap_or(""),
+                )
+                .set(
+                    "sasl.password",
+                    config.sasl_password.as_deref().unwrap_or(""),
+                );
         }
         Security::Iam => {
             c.set("security.protocol", "sasl_ssl")
@@ -167,7 +173,10 @@ pub fn producer_config(config: &KafkaConfig) -> ClientConfig {
         .set("linger.ms", p.linger_ms.to_string())
         .set("batch.size", p.batch_size.to_string())
         .set("message.max.bytes", p.max_message_bytes.to_string())
-        .set("queue.buffering.max.kbytes", (p.buffer_max_mb * 1024).to_string())
+        .set(
+            "queue.buffering.max.kbytes",
+            (p.buffer_max_mb * 1024).to_string(),
+        )
         .set("queue.buffering.max.messages", "1000000");
     c
 }

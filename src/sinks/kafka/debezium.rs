@@ -40,9 +40,11 @@ fn minimal_twos_complement(v: i256) -> Vec<u8> {
 
 /// Connect Decimal bytes of a decimal text at `scale`; `None` when the text is not a decimal.
 pub fn decimal_bytes(text: &str, scale: u32) -> Option<Vec<u8>> {
-    let unscaled = deltalake::arrow::compute::kernels::cast_utils::parse_decimal::<
-        Decimal256Type,
-    >(text, 76, scale as i8)
+    let unscaled = deltalake::arrow::compute::kernels::cast_utils::parse_decimal::<Decimal256Type>(
+        text,
+        76,
+        scale as i8,
+    )
     .ok()?;
     Some(minimal_twos_complement(unscaled))
 }
@@ -221,7 +223,9 @@ pub fn field_schema(col: &ColumnSchema, modes: Modes) -> Json {
         ColumnKind::MediumInt => json!({"type": "int32"}),
         ColumnKind::Int if col.unsigned => json!({"type": "int64"}),
         ColumnKind::Int => json!({"type": "int32"}),
-        ColumnKind::BigInt if col.unsigned && modes.bigint_unsigned == BigintUnsignedMode::Precise => {
+        ColumnKind::BigInt
+            if col.unsigned && modes.bigint_unsigned == BigintUnsignedMode::Precise =>
+        {
             json!({"type": "bytes", "name": "org.apache.kafka.connect.data.Decimal", "version": 1,
                    "parameters": {"scale": "0", "connect.decimal.precision": "20"}})
         }
@@ -250,8 +254,10 @@ pub fn field_schema(col: &ColumnSchema, modes: Modes) -> Json {
             "parameters": {"length": col.precision.unwrap_or(64).to_string()}}),
         ColumnKind::Enum => json!({"type": "string", "name": "io.debezium.data.Enum", "version": 1,
             "parameters": {"allowed": col.members.join(",")}}),
-        ColumnKind::Set => json!({"type": "string", "name": "io.debezium.data.EnumSet", "version": 1,
-            "parameters": {"allowed": col.members.join(",")}}),
+        ColumnKind::Set => {
+            json!({"type": "string", "name": "io.debezium.data.EnumSet", "version": 1,
+            "parameters": {"allowed": col.members.join(",")}})
+        }
         ColumnKind::Text => json!({"type": "string"}),
         ColumnKind::Binary => json!({"type": "bytes"}),
         ColumnKind::Json => named("string", "io.debezium.data.Json"),
@@ -367,7 +373,10 @@ mod tests {
             decimal: DecimalMode::String,
             ..MODES
         };
-        assert_eq!(enc(&c, Value::Decimal("123.45".into()), string), "\"123.45\"");
+        assert_eq!(
+            enc(&c, Value::Decimal("123.45".into()), string),
+            "\"123.45\""
+        );
         let double = Modes {
             decimal: DecimalMode::Double,
             ..MODES

@@ -81,11 +81,22 @@ impl Encoder {
             let (key_schema, value_schema) = if self.schemas_enable {
                 let key = (!schema.key.is_empty()).then(|| {
                     Arc::from(
-                        struct_schema(schema, Some(&schema.key), &format!("{topic}.Key"), false, self.modes)
-                            .to_string(),
+                        struct_schema(
+                            schema,
+                            Some(&schema.key),
+                            &format!("{topic}.Key"),
+                            false,
+                            self.modes,
+                        )
+                        .to_string(),
                     )
                 });
-                (key, Some(Arc::from(envelope_schema(schema, topic, self.modes).to_string())))
+                (
+                    key,
+                    Some(Arc::from(
+                        envelope_schema(schema, topic, self.modes).to_string(),
+                    )),
+                )
             } else {
                 (None, None)
             };
@@ -258,11 +269,15 @@ impl<'a> Serialize for DebeziumEnvelope<'a> {
         }
         m.serialize_entry(
             "transaction",
-            &ev.source.gtid.as_deref().filter(|_| !ev.source.snapshot).map(|id| Block {
-                id,
-                total_order: ev.tx_order,
-                data_collection_order: self.data_collection_order,
-            }),
+            &ev.source
+                .gtid
+                .as_deref()
+                .filter(|_| !ev.source.snapshot)
+                .map(|id| Block {
+                    id,
+                    total_order: ev.tx_order,
+                    data_collection_order: self.data_collection_order,
+                }),
         )?;
         m.end()
     }

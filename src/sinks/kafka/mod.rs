@@ -63,9 +63,7 @@ pub enum KafkaError {
         size: usize,
         limit: u64,
     },
-    #[error(
-        "the broker refused a record of {topic} (key {key}): {error}{hint}"
-    )]
+    #[error("the broker refused a record of {topic} (key {key}): {error}{hint}")]
     Delivery {
         topic: String,
         key: String,
@@ -325,7 +323,12 @@ impl KafkaSink {
     }
 
     /// Creates `name` once per process (retrying transient failures with the shared backoff).
-    async fn ensure(&mut self, name: &str, partitions: i32, cfg: Vec<(&str, &str)>) -> Result<(), KafkaError> {
+    async fn ensure(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        cfg: Vec<(&str, &str)>,
+    ) -> Result<(), KafkaError> {
         if self.created.contains(name) {
             return Ok(());
         }
@@ -339,15 +342,13 @@ impl KafkaSink {
         loop {
             match ensure_topic(&self.admin, &spec, self.timeout()).await {
                 Ok(()) => break,
-                Err(e) if e.is_transient() => {
-                    match backoff.next_delay() {
-                        Some(wait) => {
-                            tracing::warn!(topic = name, error = %e, "creating topic; retrying");
-                            tokio::time::sleep(wait).await;
-                        }
-                        None => return Err(e),
+                Err(e) if e.is_transient() => match backoff.next_delay() {
+                    Some(wait) => {
+                        tracing::warn!(topic = name, error = %e, "creating topic; retrying");
+                        tokio::time::sleep(wait).await;
                     }
-                }
+                    None => return Err(e),
+                },
                 Err(e) => return Err(e),
             }
         }
@@ -369,8 +370,12 @@ impl KafkaSink {
         }
         let topic = self.topics.table(id)?;
         let cleanup = self.config.topics.cleanup_policy.clone();
-        self.ensure(&topic, self.config.topics.partitions, vec![("cleanup.policy", &cleanup)])
-            .await?;
+        self.ensure(
+            &topic,
+            self.config.topics.partitions,
+            vec![("cleanup.policy", &cleanup)],
+        )
+        .await?;
         self.table_topics.insert(id.clone(), topic.clone());
         self.last_topic = Some((schema.clone(), topic.clone()));
         Ok(topic)
@@ -386,7 +391,13 @@ impl KafkaSink {
         let key = serde_json::to_vec(key).expect("json");
         let value = value.map(|v| serde_json::to_vec(v).expect("json"));
         self.publisher
-            .send(kind, topic, Some(&key), value.as_deref(), OwnedHeaders::new())
+            .send(
+                kind,
+                topic,
+                Some(&key),
+                value.as_deref(),
+                OwnedHeaders::new(),
+            )
             .await?;
         self.last_record = Instant::now();
         Ok(())
@@ -464,8 +475,13 @@ impl KafkaSink {
             if self.config.provide_transaction_metadata {
                 let topic = self.topics.transactions();
                 self.ensure(&topic, 1, vec![]).await?;
-                self.send_json("transaction", &topic, &records::tx_key(&tx.id), Some(&records::tx_begin(&tx)))
-                    .await?;
+                self.send_json(
+                    "transaction",
+                    &topic,
+                    &records::tx_key(&tx.id),
+                    Some(&records::tx_begin(&tx)),
+                )
+                .await?;
             }
             self.tx = Some(tx);
         }
@@ -476,8 +492,13 @@ impl KafkaSink {
         if let Some(tx) = self.tx.take() {
             if self.config.provide_transaction_metadata {
                 let topic = self.topics.transactions();
-                self.send_json("transaction", &topic, &records::tx_key(&tx.id), Some(&records::tx_end(&tx)))
-                    .await?;
+                self.send_json(
+                    "transaction",
+                    &topic,
+                    &records::tx_key(&tx.id),
+                    Some(&records::tx_end(&tx)),
+                )
+                .await?;
             }
         }
         Ok(())
@@ -486,11 +507,20 @@ impl KafkaSink {
     async fn publish_schema_change(&mut self, sc: &SchemaChange) -> Result<(), KafkaError> {
         let topic = self.topics.schema_changes();
         // Debezium's schema history: one partition (one order), kept forever
-        self.ensure(&topic, 1, vec![("cleanup.policy", "delete"), ("retention.ms", "-1")])
-            .await?;
+        self.ensure(
+            &topic,
+            1,
+            vec![("cleanup.policy", "delete"), ("retention.ms", "-1")],
+        )
+        .await?;
         let value = records::schema_change_value(sc, &self.topics.prefix);
-        self.send_json("schema", &topic, &records::schema_change_key(sc), Some(&value))
-            .await?;
+        self.send_json(
+            "schema",
+            &topic,
+            &records::schema_change_key(sc),
+            Some(&value),
+        )
+        .await?;
         self.schemas_published
             .insert(sc.schema.id(), sc.schema.version);
         Ok(())
@@ -504,7 +534,11 @@ impl KafkaSink {
             .kafka_in_flight
             .set(self.publisher.tracker.in_flight() as i64);
         if let Some(done) = self.publisher.tracker.completed_through() {
-            while self.pending.front().is_some_and(|(epoch, _)| *epoch <= done) {
+            while self
+                .pending
+                .front()
+                .is_some_and(|(epoch, _)| *epoch <= done)
+            {
                 let (_, cp) = self.pending.pop_front().expect("front");
                 self.durable = Some((cp, false));
             }
@@ -518,7 +552,13 @@ impl KafkaSink {
                 let key = offsets::offsets_key(&self.connector);
                 let value = serde_json::to_vec(&cp).expect("checkpoint json");
                 self.publisher
-                    .send("offsets", &topic, Some(&key), Some(&value), OwnedHeaders::new())
+                    .send(
+                        "offsets",
+                        &topic,
+                        Some(&key),
+                        Some(&value),
+                        OwnedHeaders::new(),
+                    )
                     .await?;
                 METRICS.checkpoint_pos.set(cp.position.pos as i64);
                 self.last_store = Instant::now();
@@ -539,7 +579,8 @@ impl KafkaSink {
         self.ensure(&topic, 1, vec![]).await?;
         let key = serde_json::json!({ "serverName": self.topics.prefix });
         let value = serde_json::json!({ "ts_ms": crate::event::calendar::now_ms() });
-        self.send_json("heartbeat", &topic, &key, Some(&value)).await
+        self.send_json("heartbeat", &topic, &key, Some(&value))
+            .await
     }
 
     async fn start(&mut self) -> Result<Option<Checkpoint>, KafkaError> {

@@ -182,13 +182,30 @@ mod tests {
         let t = Topics {
             prefix: "stocks".into(),
         };
-        assert_eq!(t.table(&TableId::new("stocks", "quotes")).unwrap(), "stocks.stocks.quotes");
+        assert_eq!(
+            t.table(&TableId::new("stocks", "quotes")).unwrap(),
+            "stocks.stocks.quotes"
+        );
         // `.` in a name can never make two tables share a topic
-        assert_eq!(t.table(&TableId::new("a.b", "c")).unwrap(), "stocks._a_2eb.c");
-        assert_eq!(t.table(&TableId::new("a", "b.c")).unwrap(), "stocks.a._b_2ec");
-        assert_eq!(t.table(&TableId::new("x", "Quotes")).unwrap(), "stocks.x.__51uotes");
+        assert_eq!(
+            t.table(&TableId::new("a.b", "c")).unwrap(),
+            "stocks._a_2eb.c"
+        );
+        assert_eq!(
+            t.table(&TableId::new("a", "b.c")).unwrap(),
+            "stocks.a._b_2ec"
+        );
+        assert_eq!(
+            t.table(&TableId::new("x", "Quotes")).unwrap(),
+            "stocks.x.__51uotes"
+        );
         assert!(t.table(&TableId::new("x", "")).is_err());
-        for name in [t.offsets(), t.dead_letters(), t.transactions(), t.heartbeat()] {
+        for name in [
+            t.offsets(),
+            t.dead_letters(),
+            t.transactions(),
+            t.heartbeat(),
+        ] {
             assert!(crate::config::kafka::is_topic_safe(&name), "{name}");
         }
     }
@@ -214,7 +231,10 @@ mod tests {
         assert_eq!(tx.count(&q), 2);
         let end = tx_end(&tx);
         assert_eq!(end["event_count"], 3);
-        assert_eq!(end["data_collections"][0], json!({"data_collection": "s.quotes", "event_count": 2}));
+        assert_eq!(
+            end["data_collections"][0],
+            json!({"data_collection": "s.quotes", "event_count": 2})
+        );
         assert_eq!(tx_begin(&tx)["status"], "BEGIN");
     }
 }

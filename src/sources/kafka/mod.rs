@@ -1,0 +1,4 @@
+//! The Kafka source of `binlake sink` (Kafka → lake), being built: reading the publisher's records back
+//! into change events. values.rs reads column values in either encoding.
+
+pub mod values;
