@@ -5,6 +5,7 @@ pub mod bench;
 pub mod channel;
 pub mod config;
 pub mod event;
+pub mod ingest;
 pub mod names;
 pub mod observe;
 pub mod pipeline;

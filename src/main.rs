@@ -43,6 +43,12 @@ enum Command {
         #[arg(long, value_enum)]
         sink: Option<SinkKind>,
     },
+    /// Kafka → lake: read the table topics a `kind = "kafka"` publisher writes into the Delta tables,
+    /// exactly once; run several in one consumer group to share the partitions.
+    Sink {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Run SQL over the lake's Delta tables (named `db.table`) with DataFusion.
     Query {
         #[arg(long, short)]
@@ -119,6 +125,15 @@ async fn main() -> anyhow::Result<()> {
                     pipeline::run(&config, &mut sink, cancel).await?;
                 }
             }
+        }
+        Command::Sink { config } => {
+            let config = Config::load(&config)?;
+            if !config.observe.listen.is_empty() {
+                binlake::observe::serve(&config.observe.listen).await?;
+            }
+            let cancel = CancellationToken::new();
+            pipeline::cancel_on_signals(cancel.clone());
+            binlake::ingest::run(&config, cancel).await?;
         }
         Command::Query { config, sql } => {
             let config = Config::load(&config)?;

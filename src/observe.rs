@@ -65,6 +65,12 @@ pub struct Metrics {
     pub kafka_in_flight: IntGauge,
     /// Times the publisher waited because the producer's queue was full (a slow or unreachable broker).
     pub kafka_queue_full: prometheus::IntCounter,
+    /// Records the lake sink read, by topic.
+    pub kafka_consumed: IntCounterVec,
+    /// Records the lake sink could not read and sent to the dead-letter topic (or stopped on), by topic.
+    pub kafka_dead_letters: IntCounterVec,
+    /// Records the lake sink skipped as a republished copy of a change it already applied, by topic.
+    pub kafka_republished_skipped: IntCounterVec,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -143,8 +149,32 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "waits for space in the producer queue (slow or unreachable broker)",
     )
     .unwrap();
+    let kafka_consumed = IntCounterVec::new(
+        Opts::new("binlake_kafka_consumed_total", "records the lake sink read"),
+        &["topic"],
+    )
+    .unwrap();
+    let kafka_dead_letters = IntCounterVec::new(
+        Opts::new(
+            "binlake_kafka_dead_letters_total",
+            "records the lake sink could not read (sent to the dead-letter topic)",
+        ),
+        &["topic"],
+    )
+    .unwrap();
+    let kafka_republished_skipped = IntCounterVec::new(
+        Opts::new(
+            "binlake_kafka_republished_skipped_total",
+            "republished copies of changes the lake sink already applied",
+        ),
+        &["topic"],
+    )
+    .unwrap();
     for c in [
         Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(kafka_consumed.clone()),
+        Box::new(kafka_dead_letters.clone()),
+        Box::new(kafka_republished_skipped.clone()),
         Box::new(kafka_records.clone()),
         Box::new(kafka_in_flight.clone()),
         Box::new(kafka_queue_full.clone()),
@@ -173,6 +203,9 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         kafka_records,
         kafka_in_flight,
         kafka_queue_full,
+        kafka_consumed,
+        kafka_dead_letters,
+        kafka_republished_skipped,
     }
 });
 

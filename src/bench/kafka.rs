@@ -1,6 +1,8 @@
-//! `--suite kafka`: the publisher as a user runs it — a `binlake run --sink kafka` process from its start
-//! until the broker has acknowledged the last record (read from the process's own metrics: every change
-//! handed to the producer and none in flight) — streaming `--rows` rows written in 1,000-row transactions.
+//! `--suite kafka`: both Kafka halves as a user runs them, each a process timed from its start. The
+//! publisher (`binlake run --sink kafka`) until the broker has acknowledged the last record (its own
+//! metrics: every change handed to the producer and none in flight), streaming `--rows` rows written in
+//! 1,000-row transactions; then the lake sink (`binlake sink`) over those topics until every row is merged
+//! into Delta (its `binlake_lake_rows_merged_total`).
 
 use super::e2e::{peak_rss_of, quotes_from, reset_table, QUOTES};
 use super::source::source_config;
@@ -58,12 +60,14 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             "name = \"kbench\"\n[source]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npassword = \"{}\"\n\
              server_id = {}\ninclude = [\"binlake_bench.*\"]\n[sink]\nkind = \"kafka\"\n[kafka]\n\
              brokers = \"{brokers}\"\ntopic_prefix = \"{prefix}\"\nencoding = \"{encoding}\"\n\
-             [kafka.topics]\npartitions = 3\n[observe]\nlisten = \"127.0.0.1:{port}\"\n",
+             [kafka.topics]\npartitions = 3\n[observe]\nlisten = \"127.0.0.1:{port}\"\n\
+             [lake]\nroot = \"{}\"\n",
             opts.ip_or_hostname(),
             opts.tcp_port(),
             opts.user().unwrap_or("root"),
             opts.pass().unwrap_or(""),
             6000 + rand::random::<u32>() % 1000,
+            dir.join(format!("lake-{encoding}")).display(),
         );
         let config = dir.join(format!("{encoding}.toml"));
         std::fs::write(&config, text)?;
@@ -107,9 +111,153 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
              record acknowledged: {rows} events in {secs:.2} s = {:.0} events/s, peak RSS {peak} MiB",
             rows as f64 / secs
         );
+        sink(&config, port, rows, encoding).await?;
     }
     conn.query_drop("DROP DATABASE binlake_bench").await?;
     std::fs::remove_dir_all(&dir).ok();
+    publish_latency(args, &brokers).await
+}
+
+/// MySQL commit → record readable on the broker, at `--rate` changes/s for `--seconds`: each row carries
+/// `UTC_TIMESTAMP(6)` from its INSERT, and a consumer in this process (fetch wait 1 ms) takes the time it
+/// reads the record. An upper bound of commit → acknowledged, which it includes.
+async fn publish_latency(args: &BenchArgs, brokers: &str) -> anyhow::Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let src = source_config(&args.admin_url)?;
+    let mut conn = connect(&src).await?;
+    conn.query_drop("DROP DATABASE IF EXISTS binlake_bench_kafka")
+        .await?;
+    conn.query_drop("CREATE DATABASE binlake_bench_kafka")
+        .await?;
+    conn.query_drop(
+        "CREATE TABLE binlake_bench_kafka.ticks (id BIGINT PRIMARY KEY, ts DATETIME(6) NOT NULL)",
+    )
+    .await?;
+    let prefix = format!("benchlat{}", rand::random::<u32>());
+    let text = format!(
+        "name = \"klat\"\n[source]\nhost = {:?}\nport = {}\nuser = {:?}\npassword = {:?}\nserver_id = 5497\n\
+         include = [\"binlake_bench_kafka.*\"]\n[sink]\nkind = \"kafka\"\n[kafka]\nbrokers = {brokers:?}\n\
+         topic_prefix = \"{prefix}\"\nencoding = \"binlake\"\n[observe]\nlisten = \"\"\n",
+        src.host, src.port, src.user, src.password,
+    );
+    let config = crate::config::Config::parse(&text, std::path::Path::new("bench.toml"))?;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let publisher = {
+        let (config, cancel) = (config.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let mut sink = crate::sinks::kafka::KafkaSink::new(config.kafka()?, &config.name)
+                .await
+                .map_err(crate::sinks::SinkError::from)?;
+            crate::pipeline::run(&config, &mut sink, cancel)
+                .await
+                .map_err(anyhow::Error::from)
+        })
+    };
+    let topic = format!("{prefix}.binlake_bench_kafka.ticks");
+    let total = args.rate * args.seconds;
+    let reader = {
+        let (brokers, topic) = (brokers.to_string(), topic.clone());
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<i64>> {
+            let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("group.id", format!("{topic}.bench"))
+                .set("auto.offset.reset", "earliest")
+                .set("fetch.wait.max.ms", "1")
+                .set("topic.metadata.refresh.interval.ms", "200")
+                .create()?;
+            consumer.subscribe(&[&topic])?;
+            let mut latencies = vec![];
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while (latencies.len() as u64) < total && Instant::now() < deadline {
+                let Some(m) = consumer.poll(Duration::from_millis(100)) else {
+                    continue;
+                };
+                let Ok(m) = m else { continue };
+                let now = chrono::Utc::now().timestamp_micros();
+                let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or_default())?;
+                let ts = v["after"]["ts"].as_str().unwrap_or_default();
+                let at = chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%d %H:%M:%S%.f")?
+                    .and_utc()
+                    .timestamp_micros();
+                latencies.push((now - at) / 1000);
+            }
+            Ok(latencies)
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await; // preflight, empty snapshot, stream connected
+    let per_tick = (args.rate / 100).max(1);
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let mut next = 1u64;
+    while next <= total {
+        tick.tick().await;
+        let values: Vec<String> = (next..(next + per_tick).min(total + 1))
+            .map(|id| format!("({id}, UTC_TIMESTAMP(6))"))
+            .collect();
+        next += values.len() as u64;
+        conn.query_drop(format!(
+            "INSERT INTO binlake_bench_kafka.ticks VALUES {}",
+            values.join(",")
+        ))
+        .await?;
+    }
+    let mut latencies = reader.await??;
+    cancel.cancel();
+    publisher.await??;
+    conn.query_drop("DROP DATABASE binlake_bench_kafka").await?;
+    anyhow::ensure!(
+        latencies.len() as u64 == total,
+        "{} of {total} records read within 120 s",
+        latencies.len()
+    );
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    println!(
+        "binlog → Kafka latency (MySQL commit → record read from the broker) at {} changes/s for {} s, \
+         inserts of {per_tick} rows every 10 ms: p50 {} ms, p99 {} ms, max {} ms",
+        args.rate,
+        args.seconds,
+        pct(0.5),
+        pct(0.99),
+        latencies.last().unwrap()
+    );
+    Ok(())
+}
+
+/// `binlake sink` over the topics just published, from process start until every row is in Delta.
+async fn sink(
+    config: &std::path::Path,
+    port: u16,
+    rows: u64,
+    encoding: &str,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["sink", "--config"])
+        .arg(config)
+        .env("BINLAKE_LOG", "error")
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut peak = 0;
+    loop {
+        peak = peak.max(peak_rss_of(child.id()));
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("binlake sink exited early: {status}");
+        }
+        if let Some(body) = metrics(port).await {
+            if value(&body, "binlake_lake_rows_merged_total") >= rows as f64 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    child.kill().await.ok();
+    println!(
+        "Kafka → lake ({encoding} encoding, 3 partitions), `binlake sink` process start to the last row merged \
+         into Delta: {rows} rows in {secs:.2} s = {:.0} rows/s, peak RSS {peak} MiB",
+        rows as f64 / secs
+    );
     Ok(())
 }
 

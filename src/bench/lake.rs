@@ -6,7 +6,7 @@ use super::BenchArgs;
 use crate::config::Config;
 use crate::event::{ColumnKind, ColumnSchema, TableSchema, Value};
 use crate::sinks::lake::batch::LakeSink;
-use crate::sinks::lake::table::{KeyChange, LakeTable, Prior, TableOptions};
+use crate::sinks::lake::table::{KeyChange, LakeTable, Prior, Progress, TableOptions};
 use crate::sinks::lake::{storage_options, table_uri};
 use mysql_async::prelude::*;
 use std::sync::Arc;
@@ -67,7 +67,14 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&dir)?;
     merge_throughput(args, &dir).await?;
-    end_to_end_latency(args, &dir).await?;
+    end_to_end_latency(args, &dir, None).await?;
+    if let Ok(brokers) = std::env::var("BINLAKE_KAFKA_BROKERS") {
+        end_to_end_latency(args, &dir, Some(&brokers)).await?;
+    } else {
+        println!(
+            "lake via Kafka: skipped (set BINLAKE_KAFKA_BROKERS, e.g. from scripts/services up)"
+        );
+    }
     if args.lake_dir.is_none() {
         std::fs::remove_dir_all(&dir).ok();
     }
@@ -155,7 +162,9 @@ async fn merge_throughput(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Re
             unknown: false,
             partitions: [None].into(),
         };
-        let applied = table.merge(&changes, &prior, seq - 1, None, 1).await?;
+        let applied = table
+            .merge(&changes, &prior, seq - 1, &Progress::NONE)
+            .await?;
         let took = t0.elapsed();
         total += took;
         merged += applied.rows;
@@ -181,15 +190,22 @@ async fn merge_throughput(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Re
     Ok(())
 }
 
-async fn end_to_end_latency(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+/// MySQL commit → Delta commit at a steady rate, direct (`kafka: None`) or through Kafka: the publisher
+/// and `binlake sink` in this process, the table topic with one partition so that a commit's last `_seq`
+/// covers every earlier change.
+async fn end_to_end_latency(
+    args: &BenchArgs,
+    dir: &std::path::Path,
+    kafka: Option<&str>,
+) -> anyhow::Result<()> {
     let src = source_config(&args.admin_url)?;
     let mut conn = crate::sources::mysql::connect(&src).await?;
     conn.query_drop("DROP DATABASE IF EXISTS binlake_bench_e2e")
         .await?;
     conn.query_drop("CREATE DATABASE binlake_bench_e2e").await?;
     conn.query_drop("CREATE TABLE binlake_bench_e2e.ticks (id BIGINT PRIMARY KEY, symbol VARCHAR(8) NOT NULL, price DECIMAL(12,4) NOT NULL, ts DATETIME(6) NOT NULL)").await?;
-    let root = dir.join("e2e");
-    let text = format!(
+    let root = dir.join(if kafka.is_some() { "e2e-kafka" } else { "e2e" });
+    let mut text = format!(
         "name = \"bench\"\n[source]\nhost = {:?}\nport = {}\nuser = {:?}\npassword = {:?}\nserver_id = 5498\ninclude = [\"binlake_bench_e2e.*\"]\n[lake]\nroot = {:?}\nflush_interval_ms = 1000\n[observe]\nlisten = \"\"\n",
         src.host,
         src.port,
@@ -197,15 +213,36 @@ async fn end_to_end_latency(args: &BenchArgs, dir: &std::path::Path) -> anyhow::
         src.password,
         root.display().to_string()
     );
+    if let Some(brokers) = kafka {
+        text += &format!(
+            "[kafka]\nbrokers = {brokers:?}\ntopic_prefix = \"bench{}\"\n",
+            rand::random::<u32>()
+        );
+    }
     let config = Config::parse(&text, std::path::Path::new("bench.toml"))?;
     let cancel = CancellationToken::new();
+    let via_kafka = kafka.is_some();
     let pipeline = {
         let (config, cancel) = (config.clone(), cancel.clone());
         tokio::spawn(async move {
-            let mut sink = LakeSink::new(&config.lake, &config.name)
+            if !via_kafka {
+                let mut sink = LakeSink::new(&config.lake, &config.name)
+                    .await
+                    .map_err(crate::sinks::SinkError::from)?;
+                return crate::pipeline::run(&config, &mut sink, cancel)
+                    .await
+                    .map_err(anyhow::Error::from);
+            }
+            let mut publisher = crate::sinks::kafka::KafkaSink::new(config.kafka()?, &config.name)
                 .await
                 .map_err(crate::sinks::SinkError::from)?;
-            crate::pipeline::run(&config, &mut sink, cancel).await
+            let lake = tokio::spawn({
+                let (config, cancel) = (config.clone(), cancel.clone());
+                async move { crate::ingest::run(&config, cancel).await }
+            });
+            crate::pipeline::run(&config, &mut publisher, cancel).await?;
+            lake.await??;
+            Ok(())
         })
     };
     tokio::time::sleep(Duration::from_secs(3)).await; // preflight, empty snapshot, stream connected
@@ -275,7 +312,8 @@ async fn end_to_end_latency(args: &BenchArgs, dir: &std::path::Path) -> anyhow::
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
     println!(
-        "lake: end-to-end latency at {rate:.0} changes/s for {} s (flush interval 1 s): p50 {} ms, p99 {} ms, max {} ms over {} commits",
+        "lake{}: end-to-end latency (MySQL commit → Delta commit) at {rate:.0} changes/s for {} s (flush interval 1 s): p50 {} ms, p99 {} ms, max {} ms over {} commits",
+        if kafka.is_some() { " via Kafka (publisher → tansu → binlake sink)" } else { "" },
         args.seconds,
         pct(0.5),
         pct(0.99),

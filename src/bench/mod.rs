@@ -67,7 +67,7 @@ pub enum Suite {
     E2e,
     /// Peak memory of `binlake run` for one huge transaction and one of wide rows.
     Memory,
-    /// `binlake run --sink kafka` from start to the last record acknowledged by the broker.
+    /// `binlake run --sink kafka` to the last record acknowledged, then `binlake sink` to the last row in Delta.
     Kafka,
     All,
 }

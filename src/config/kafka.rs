@@ -44,6 +44,9 @@ pub struct KafkaConfig {
     pub topics: TopicSettings,
     #[serde(default)]
     pub producer: ProducerSettings,
+    /// `binlake sink` (Kafka → lake).
+    #[serde(default)]
+    pub consumer: ConsumerSettings,
     /// `plaintext` (default), `tls`, `sasl_scram` (SCRAM-SHA-512 over TLS) or `iam` (MSK IAM, OAUTHBEARER
     /// over TLS).
     #[serde(default)]
@@ -133,6 +136,46 @@ impl Default for ProducerSettings {
             idempotence: true,
         }
     }
+}
+
+/// The lake sink's consumer (`binlake sink`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSettings {
+    /// Consumer group shared by every sink process of this connector (default
+    /// `<topic_prefix>.binlake.lake`). Its committed offsets only serve lag tools: the position each
+    /// partition resumes from is the one recorded in the Delta table.
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// A record that cannot be read goes to `<topic_prefix>.binlake.dlq` with the error in its headers
+    /// and the partition goes on (default true); `false` stops the sink with a definite error instead.
+    #[serde(default = "yes")]
+    pub dlq: bool,
+    /// Seconds to wait for a table's schema record on the schema-change topic before the record that
+    /// needs it counts as unreadable (default 60).
+    #[serde(default = "default_schema_wait")]
+    pub schema_wait_secs: u64,
+    /// Ms between checks for new table topics (`topic.metadata.refresh.interval.ms`; default 10000).
+    #[serde(default = "default_topic_refresh")]
+    pub topic_refresh_ms: u64,
+}
+
+impl Default for ConsumerSettings {
+    fn default() -> Self {
+        ConsumerSettings {
+            group_id: None,
+            dlq: true,
+            schema_wait_secs: default_schema_wait(),
+            topic_refresh_ms: default_topic_refresh(),
+        }
+    }
+}
+
+fn default_schema_wait() -> u64 {
+    60
+}
+fn default_topic_refresh() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -236,6 +279,14 @@ impl KafkaConfig {
         self.topic_prefix.as_deref().unwrap_or(connector)
     }
 
+    /// The lake sink's consumer group.
+    pub fn group_id(&self, connector: &str) -> String {
+        self.consumer
+            .group_id
+            .clone()
+            .unwrap_or_else(|| format!("{}.binlake.lake", self.prefix(connector)))
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.brokers.trim().is_empty() {
             return Err(invalid("kafka.brokers", "list at least one host:port"));
@@ -314,6 +365,24 @@ impl KafkaConfig {
             return Err(invalid(
                 "kafka.producer.offset_flush_interval_ms",
                 "must be at least 1",
+            ));
+        }
+        if self.consumer.group_id.as_deref().is_some_and(str::is_empty) {
+            return Err(invalid(
+                "kafka.consumer.group_id",
+                "must not be empty (leave it out for the default)",
+            ));
+        }
+        if self.consumer.schema_wait_secs == 0 {
+            return Err(invalid(
+                "kafka.consumer.schema_wait_secs",
+                "must be at least 1",
+            ));
+        }
+        if !(100..=3_600_000).contains(&self.consumer.topic_refresh_ms) {
+            return Err(invalid(
+                "kafka.consumer.topic_refresh_ms",
+                "must be between 100 and 3600000",
             ));
         }
         if self.request_timeout_secs == 0 {

@@ -24,6 +24,7 @@ pub fn brokers() -> String {
 #[derive(Debug, Clone)]
 pub struct Record {
     pub partition: i32,
+    pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub headers: BTreeMap<String, String>,
@@ -106,6 +107,7 @@ fn read_topic_blocking(brokers: &str, topic: &str) -> Vec<Record> {
             .unwrap_or_default();
         out.push(Record {
             partition: m.partition(),
+            offset: m.offset(),
             key: m.key().map(<[u8]>::to_vec),
             value: m.payload().map(<[u8]>::to_vec),
             headers,

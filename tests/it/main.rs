@@ -7,6 +7,7 @@ mod fixtures;
 mod hardening;
 mod kafka;
 mod kafka_failures;
+mod kafka_sink;
 mod lake;
 mod lake_options;
 mod minimal;

@@ -7,7 +7,7 @@ use crate::lake::{assert_lake_equals_source, lake_catch_up, start_lake};
 use crate::snapshot_stream::create_quotes;
 use binlake::event::{ColumnKind, ColumnSchema, TableSchema, Value};
 use binlake::sinks::lake::partition::Partitioning;
-use binlake::sinks::lake::table::{KeyChange, LakeTable, Prior, TableOptions};
+use binlake::sinks::lake::table::{KeyChange, LakeTable, Prior, Progress, TableOptions};
 use binlake::sinks::lake::{storage_options, table_uri};
 use std::sync::Arc;
 
@@ -192,7 +192,7 @@ async fn merge_reads_only_the_partitions_of_stored_rows() {
         .map(|id| change(id, id as u64, "c", 0, 18 + (id % 3) as u8))
         .collect();
     let applied = table
-        .merge(&load, &Prior::default(), 30, None, 1)
+        .merge(&load, &Prior::default(), 30, &Progress::NONE)
         .await
         .unwrap();
     assert_eq!((applied.rows, applied.files_scanned), (30, 0));
@@ -203,7 +203,10 @@ async fn merge_reads_only_the_partitions_of_stored_rows() {
         partitions: [Some("2026-11-19".to_string())].into(),
     };
     let batch = vec![change(1, 31, "u", 5, 19), change(4, 32, "u", 6, 21)];
-    let applied = table.merge(&batch, &prior, 32, None, 1).await.unwrap();
+    let applied = table
+        .merge(&batch, &prior, 32, &Progress::NONE)
+        .await
+        .unwrap();
     assert_eq!(applied.files_scanned, 1, "{applied:?}");
     assert_eq!(applied.files_skipped, 2, "{applied:?}");
     assert_eq!(applied.rows_rewritten, 8, "{applied:?}");

@@ -3,14 +3,12 @@
 //! Only whole transactions are flushed, unless a single transaction outgrows the batch limits.
 
 use super::collapse::TableBatch;
-use super::glue::GlueCatalog;
-use super::partition::Partitioning;
-use super::table::{Applied, KeyChange, LakeTable, TableOptions};
-use super::{app_id, storage_options, table_uri, LakeError, LakeErrorKind, ResumeMarker};
+use super::table::{Applied, KeyChange, LakeTable, Progress};
+use super::tables::{record_commit, CommitRetry, Tables};
+use super::{app_id, table_uri, LakeError, ResumeMarker};
 use crate::config::LakeConfig;
 use crate::event::progress::Checkpoint;
 use crate::event::{ChangeEvent, SourceMessage, TableId};
-use crate::retry::Backoff;
 use crate::sinks::{Sink, SinkError};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -22,10 +20,8 @@ const DRAIN_BUDGET: Duration = Duration::from_secs(20);
 pub struct LakeSink {
     cfg: LakeConfig,
     connector: String,
-    storage: HashMap<String, String>,
     marker: ResumeMarker,
-    catalog: Option<GlueCatalog>,
-    tables: HashMap<TableId, LakeTable>,
+    tables: Tables,
     /// Highest `_seq` each table already holds: replayed events at or below it are skipped.
     committed: HashMap<TableId, u64>,
     /// Events of the open transaction (after the last checkpoint), and their size.
@@ -56,17 +52,11 @@ pub struct FlushStats {
 
 impl LakeSink {
     pub async fn new(cfg: &LakeConfig, connector: &str) -> Result<Self, LakeError> {
-        let catalog = match &cfg.glue {
-            Some(g) => Some(GlueCatalog::new(g).await),
-            None => None,
-        };
         Ok(LakeSink {
             marker: ResumeMarker::new(cfg, connector)?,
-            catalog,
-            storage: storage_options(cfg),
+            tables: Tables::new(cfg, connector).await,
             cfg: cfg.clone(),
             connector: connector.to_string(),
-            tables: HashMap::new(),
             committed: HashMap::new(),
             open_tx: vec![],
             open_tx_bytes: 0,
@@ -83,54 +73,13 @@ impl LakeSink {
         })
     }
 
-    async fn table(
-        &mut self,
-        ev_schema: &crate::event::TableSchema,
-    ) -> Result<&mut LakeTable, LakeError> {
-        let id = ev_schema.id();
-        if !self.tables.contains_key(&id) {
-            let uri = table_uri(&self.cfg, &ev_schema.database, &ev_schema.table)?;
-            let options = TableOptions {
-                partitioning: self.partitioning(&id)?,
-                ..TableOptions::new(&self.cfg, &self.connector)
-            };
-            let t = LakeTable::open_or_create(&uri, &self.storage, ev_schema, options).await?;
-            let seq = t.committed_seq().await?.unwrap_or(0);
-            self.committed.insert(id.clone(), seq);
-            self.tables.insert(id.clone(), t);
-            // registering on every start keeps Glue in step even if it was changed or lost meanwhile
-            self.register(&id).await?;
-        }
-        Ok(self.tables.get_mut(&id).expect("inserted above"))
-    }
-
-    fn partitioning(&self, id: &TableId) -> Result<Option<Partitioning>, LakeError> {
-        crate::config::for_table(&self.cfg.partitions, id)
-            .map(|spec| {
-                Partitioning::parse(spec)
-                    .map(|p| p.with_prefix(&self.cfg.metadata_prefix))
-                    .map_err(LakeError::Definite)
-            })
-            .transpose()
-    }
-
-    async fn register(&self, id: &TableId) -> Result<(), LakeError> {
-        let (Some(catalog), Some(table)) = (&self.catalog, self.tables.get(id)) else {
-            return Ok(());
-        };
-        catalog
-            .register(
-                &id.database,
-                &id.table,
-                &table_uri(&self.cfg, &id.database, &id.table)?,
-                &table.all_columns()?,
-            )
-            .await
-    }
-
-    async fn evolve(&mut self, schema: &crate::event::TableSchema) -> Result<(), LakeError> {
-        if self.table(schema).await?.evolve(schema).await? {
-            self.register(&schema.id()).await?;
+    /// Opens the event's table on first use and learns the highest `_seq` it holds.
+    async fn table(&mut self, schema: &crate::event::TableSchema) -> Result<(), LakeError> {
+        let (table, _) = self.tables.open(schema).await?;
+        let id = schema.id();
+        if !self.committed.contains_key(&id) {
+            let seq = table.committed_seq().await?.unwrap_or(0);
+            self.committed.insert(id, seq);
         }
         Ok(())
     }
@@ -205,13 +154,12 @@ impl LakeSink {
             let label = id.to_string();
             let changes: Vec<KeyChange> = batch.changes.into_values().collect();
             if let Some(latest) = changes.iter().max_by_key(|c| c.schema.version) {
-                self.evolve(&latest.schema.clone()).await?;
+                self.tables.evolve(&latest.schema.clone()).await?;
             }
             let table = self.tables.get_mut(&id).expect("opened on first event");
             let newest_ts = changes.iter().map(|c| c.source_ts_ms).max();
             let commit_started = Instant::now();
-            let mut transient = Backoff::transient();
-            let mut conflict = Backoff::conflict();
+            let mut retry = CommitRetry::default();
             let mut retrying = false;
             loop {
                 let result = async {
@@ -222,19 +170,15 @@ impl LakeSink {
                             return Ok(None);
                         }
                     }
+                    let progress = Progress::Source {
+                        checkpoint: checkpoint.as_ref(),
+                        flush_tables,
+                    };
                     if let Some(seq) = batch.truncate_seq {
-                        table
-                            .truncate(seq, checkpoint.as_ref(), flush_tables)
-                            .await?;
+                        table.truncate(seq, &progress).await?;
                     }
                     table
-                        .merge(
-                            &changes,
-                            &batch.prior,
-                            batch.max_seq,
-                            checkpoint.as_ref(),
-                            flush_tables,
-                        )
+                        .merge(&changes, &batch.prior, batch.max_seq, &progress)
                         .await
                         .map(Some)
                 }
@@ -255,43 +199,15 @@ impl LakeSink {
                     // a retried commit is harmless: `_seq` guards every row and truncate is idempotent
                     Err(e) => {
                         let deadline = drain_deadline(&self.stop, &mut self.stop_seen);
-                        let kind = e.kind();
-                        let wait = match kind {
-                            LakeErrorKind::Conflict => conflict.next_delay(),
-                            LakeErrorKind::Transient => transient.next_delay(),
-                            LakeErrorKind::Definite => None,
-                        }
-                        .filter(|w| deadline.is_none_or(|d| Instant::now() + *w < d));
-                        let Some(wait) = wait else { return Err(e) };
-                        if kind == LakeErrorKind::Conflict {
-                            crate::observe::METRICS
-                                .lake_commit_conflicts
-                                .with_label_values(&[label.as_str()])
-                                .inc();
-                            tracing::info!(table = %id, error = %e, "another writer committed first; applying the batch again");
-                        } else {
-                            tracing::warn!(table = %id, error = %e, retry_in_ms = wait.as_millis() as u64, "lake commit failed; retrying");
-                        }
+                        let Some(wait) = retry.wait(&e, &id, deadline) else {
+                            return Err(e);
+                        };
                         tokio::time::sleep(wait).await;
                         retrying = true;
                     }
                 }
             }
-            let m = &crate::observe::METRICS;
-            m.commit_seconds
-                .with_label_values(&[label.as_str()])
-                .observe(commit_started.elapsed().as_secs_f64());
-            m.batch_rows
-                .with_label_values(&[label.as_str()])
-                .observe(changes.len() as f64);
-            m.rows_merged
-                .with_label_values(&[label.as_str()])
-                .inc_by(changes.len() as u64);
-            if let Some(ts) = newest_ts {
-                m.lag_ms
-                    .with_label_values(&[label.as_str()])
-                    .set(crate::event::calendar::now_ms() - ts);
-            }
+            record_commit(&label, changes.len(), commit_started, newest_ts);
             self.committed.insert(id, batch.max_seq);
         }
         if let (Some(cp), true) = (&checkpoint, self.marker_dirty) {
@@ -321,7 +237,10 @@ impl LakeSink {
 }
 
 /// The latest time a retry may end: `DRAIN_BUDGET` after the stop request, none before one.
-fn drain_deadline(stop: &CancellationToken, seen: &mut Option<Instant>) -> Option<Instant> {
+pub(super) fn drain_deadline(
+    stop: &CancellationToken,
+    seen: &mut Option<Instant>,
+) -> Option<Instant> {
     stop.is_cancelled()
         .then(|| *seen.get_or_insert_with(Instant::now) + DRAIN_BUDGET)
 }
@@ -347,15 +266,17 @@ impl Sink for LakeSink {
         for (db, table) in super::query::list_tables(&self.cfg).await? {
             let uri = table_uri(&self.cfg, &db, &table)?;
             let url = deltalake::ensure_table_uri(&uri).map_err(LakeError::from)?;
-            let t =
-                deltalake::DeltaTable::try_from_url_with_storage_options(url, self.storage.clone())
-                    .await
-                    .map_err(LakeError::from)?;
+            let t = deltalake::DeltaTable::try_from_url_with_storage_options(
+                url,
+                self.tables.storage.clone(),
+            )
+            .await
+            .map_err(LakeError::from)?;
             let id = TableId::new(&db, &table);
             super::table::check_partitioning(
                 &t,
                 &id.to_string(),
-                self.partitioning(&id)?.as_ref(),
+                self.tables.partitioning(&id)?.as_ref(),
             )?;
             let lt = LakeTable::wrap(
                 t,
@@ -379,7 +300,7 @@ impl Sink for LakeSink {
             SourceMessage::SchemaChange(sc) => {
                 // create or evolve now, so Glue and readers see new columns even before rows arrive
                 if !sc.schema.key.is_empty() {
-                    self.evolve(&sc.schema).await?;
+                    self.tables.evolve(&sc.schema).await?;
                 }
             }
             SourceMessage::Checkpoint(cp) => {

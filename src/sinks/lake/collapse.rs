@@ -14,6 +14,9 @@ pub struct TableBatch {
     pub truncate_seq: Option<u64>,
     pub max_seq: u64,
     pub prior: Prior,
+    /// The events' images say nothing reliable about the stored rows: Kafka mode, where a republished
+    /// tail repeats older changes after newer ones were applied. Every batch then MERGEs over the table.
+    pub blind: bool,
 }
 
 /// What a change says about the row its key already has in the table.
@@ -67,10 +70,19 @@ impl TableBatch {
         let before = ev.before.as_deref();
         let stored_before = || before.map_or(Stored::Unknown, Stored::Row);
         match ev.op {
+            Op::Truncate if self.blind => {
+                // Kafka: partitions interleave, so changes later than the TRUNCATE may already be here;
+                // only the earlier ones go (the truncate itself removes stored rows older than it)
+                self.changes.retain(|_, c| c.seq > ev.seq);
+                self.truncate_seq = self.truncate_seq.max(Some(ev.seq));
+            }
             Op::Truncate => {
                 // applied before the batch's changes, so every later key starts out absent
                 self.changes.clear();
-                self.prior = Prior::default();
+                self.prior = Prior {
+                    unknown: self.blind,
+                    ..Prior::default()
+                };
                 self.truncate_seq = Some(ev.seq);
             }
             Op::Update if ev.key_changed() => {
@@ -102,6 +114,9 @@ impl TableBatch {
         stored: Stored,
         (partitioning, soft_delete): (Option<&Partitioning>, bool),
     ) {
+        if self.blind {
+            return self.prior.unknown = true;
+        }
         let stored_row = match stored {
             Stored::Row(r) => r,
             Stored::Absent if !soft_delete => return,

@@ -2,9 +2,8 @@
 //! `_seq` that reads only the partitions the batch's stored rows live in.
 
 use super::arrow::{build_column, writer_properties};
-use super::table::{quote, Applied, KeyChange, LakeTable, Prior};
+use super::table::{quote, Applied, KeyChange, LakeTable, Prior, Progress};
 use super::LakeError;
-use crate::event::progress::Checkpoint;
 use crate::event::{TableSchema, Value};
 use deltalake::arrow::array::{
     ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMicrosecondArray,
@@ -26,14 +25,13 @@ impl LakeTable {
         changes: &[KeyChange],
         prior: &Prior,
         last_seq: u64,
-        checkpoint: Option<&Checkpoint>,
-        flush_tables: usize,
+        progress: &Progress<'_>,
     ) -> Result<Applied, LakeError> {
         if changes.is_empty() {
             return Ok(Applied::default());
         }
         let n = changes.len();
-        let props = self.commit_properties(last_seq, checkpoint, flush_tables);
+        let props = self.commit_properties(last_seq, progress);
         if prior.all_new() {
             // a key inserted and deleted within the batch leaves nothing (or, soft, a deleted row)
             let rows: Vec<KeyChange> = changes
@@ -72,7 +70,9 @@ impl LakeTable {
         let mut all: Vec<String> = self.columns.iter().map(|(c, _)| c.clone()).collect();
         all.extend(self.meta.owned_names(self.partitioning.as_ref()));
         let (seq, op) = (quote(&self.meta.seq()), quote(&self.meta.op()));
-        let newer = format!("source.{seq} > target.{seq}");
+        // at an equal `_seq` the later record wins: a snapshot chunk published again after a crash keeps
+        // its `_seq`s but was read later (Kafka mode); direct mode never merges a `_seq` twice
+        let newer = format!("source.{seq} >= target.{seq}");
         let table = self.table.clone();
         let mut builder = table
             .merge(source, on)

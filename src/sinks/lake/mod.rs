@@ -7,6 +7,7 @@
 pub mod arrow;
 pub mod batch;
 pub mod collapse;
+pub mod from_kafka;
 pub mod glue;
 pub mod maintenance;
 pub mod merge;
@@ -14,6 +15,7 @@ pub mod metadata;
 pub mod partition;
 pub mod query;
 pub mod table;
+pub mod tables;
 
 use crate::config::LakeConfig;
 use crate::event::progress::Checkpoint;

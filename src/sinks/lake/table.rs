@@ -57,6 +57,25 @@ pub struct Applied {
     pub files_skipped: usize,
 }
 
+/// What a commit records as progress, atomically with its data.
+pub enum Progress<'a> {
+    /// Direct mode: the source checkpoint the batch reaches, and how many tables its flush touched.
+    Source {
+        checkpoint: Option<&'a Checkpoint>,
+        flush_tables: usize,
+    },
+    /// Kafka mode: per partition consumed, the `txn` app id and the last offset written.
+    Offsets(&'a [(String, i64)]),
+}
+
+impl Progress<'_> {
+    /// A direct-mode commit outside a pipeline (bulk loads, tests): no checkpoint.
+    pub const NONE: Progress<'static> = Progress::Source {
+        checkpoint: None,
+        flush_tables: 1,
+    };
+}
+
 /// What one maintenance run did.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Maintenance {
@@ -327,50 +346,69 @@ impl LakeTable {
         self.columns.iter().map(|(n, _)| n.as_str())
     }
 
-    /// Deletes every row (TRUNCATE in MySQL), recording `seq` as this table's progress.
-    pub async fn truncate(
-        &mut self,
-        seq: u64,
-        checkpoint: Option<&Checkpoint>,
-        flush_tables: usize,
-    ) -> Result<(), LakeError> {
-        let props = self.commit_properties(seq, checkpoint, flush_tables);
+    /// TRUNCATE in MySQL at `seq`: deletes every row older than it (all of them in direct mode; in Kafka
+    /// mode rows of other partitions may already be newer), recording `seq` as this table's progress.
+    pub async fn truncate(&mut self, seq: u64, progress: &Progress<'_>) -> Result<(), LakeError> {
+        let props = self.commit_properties(seq, progress);
         let (table, _) = self
             .table
             .clone()
             .delete()
+            .with_predicate(format!("{} < {seq}", quote(&self.meta.seq())))
             .with_commit_properties(props)
             .await?;
         self.table = table;
         Ok(())
     }
 
-    /// Every commit carries the connector's `txn` (last `_seq`) and, in its metadata, the checkpoint the
-    /// batch reaches and how many tables the flush touched: a single-table flush's commit is atomic with
-    /// its checkpoint, so a restart may resume from it (see `LakeSink::resume_point`).
+    /// Every commit records its progress atomically with its data. Direct mode: the connector's `txn`
+    /// (last `_seq`) and, in the metadata, the checkpoint the batch reaches and how many tables the flush
+    /// touched (a single-table flush's commit is atomic with its checkpoint, so a restart may resume from
+    /// it: see `LakeSink::resume_point`). Kafka mode: one `txn` per partition consumed, version = the last
+    /// offset written.
     pub(super) fn commit_properties(
         &self,
         last_seq: u64,
-        checkpoint: Option<&Checkpoint>,
-        flush_tables: usize,
+        progress: &Progress<'_>,
     ) -> CommitProperties {
         let mut meta = vec![
             (META_LAST_SEQ.to_string(), serde_json::json!(last_seq)),
             (META_APP_ID.to_string(), serde_json::json!(self.app_id)),
-            (
-                META_FLUSH_TABLES.to_string(),
-                serde_json::json!(flush_tables),
-            ),
         ];
-        if let Some(cp) = checkpoint {
-            meta.push((
-                META_CHECKPOINT.to_string(),
-                serde_json::to_value(cp).expect("checkpoint serializes"),
-            ));
-        }
-        CommitProperties::default()
-            .with_application_transaction(Transaction::new(&self.app_id, last_seq as i64))
-            .with_metadata(meta)
+        let props = CommitProperties::default();
+        let props = match progress {
+            Progress::Source {
+                checkpoint,
+                flush_tables,
+            } => {
+                meta.push((
+                    META_FLUSH_TABLES.to_string(),
+                    serde_json::json!(flush_tables),
+                ));
+                if let Some(cp) = checkpoint {
+                    meta.push((
+                        META_CHECKPOINT.to_string(),
+                        serde_json::to_value(cp).expect("checkpoint serializes"),
+                    ));
+                }
+                props.with_application_transaction(Transaction::new(&self.app_id, last_seq as i64))
+            }
+            Progress::Offsets(offsets) => props.with_application_transactions(
+                offsets
+                    .iter()
+                    .map(|(app, offset)| Transaction::new(app, *offset))
+                    .collect(),
+            ),
+        };
+        props.with_metadata(meta)
+    }
+
+    /// The version of `app_id`'s `txn` in this table (Kafka mode: the last offset of a partition written).
+    pub async fn txn_version(&self, app_id: &str) -> Result<Option<i64>, LakeError> {
+        let state = self.table.snapshot()?;
+        Ok(state
+            .transaction_version(self.table.log_store().as_ref(), app_id)
+            .await?)
     }
 
     /// The checkpoint recorded by this connector's latest commit, if that commit came from a single-table flush.
@@ -426,7 +464,7 @@ impl LakeTable {
     /// Appends rows without matching (bulk loading an empty table, e.g. for benchmarks); callers guarantee
     /// the keys are new.
     pub async fn append(&mut self, changes: &[KeyChange], last_seq: u64) -> Result<(), LakeError> {
-        self.merge(changes, &Prior::default(), last_seq, None, 1)
+        self.merge(changes, &Prior::default(), last_seq, &Progress::NONE)
             .await
             .map(|_| ())
     }

@@ -1,5 +1,67 @@
-//! The Kafka source of `binlake sink` (Kafka → lake), being built: reading the publisher's records back
-//! into change events. values.rs reads column values in either encoding, record.rs whole change records.
+//! Kafka as a source: the table topics binlake's publisher wrote, read back by `binlake sink` into the
+//! change events they were published from.
 
+pub mod consumer;
 pub mod record;
+pub mod schemas;
 pub mod values;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    /// The client could not be made (bad settings): fix the `[kafka]` section.
+    #[error("kafka consumer: {0}")]
+    Client(String),
+    /// The broker is unreachable or answered with an error that may pass.
+    #[error("kafka consumer: {0}")]
+    Transient(String),
+    #[error(
+        "no schema version {version} for topic {topic} on the schema-change topic {schema_topic} after \
+         {waited_secs} s; the publisher writes it before the table's records, so check that {schema_topic} \
+         was not deleted or truncated (raise kafka.consumer.schema_wait_secs if it is only slow)"
+    )]
+    SchemaMissing {
+        topic: String,
+        version: u32,
+        schema_topic: String,
+        waited_secs: u64,
+    },
+    #[error(
+        "the schema-change topic {topic} holds a record binlake cannot read at offset {offset}: {error}; \
+         only binlake's publisher may write to it"
+    )]
+    SchemaRecord {
+        topic: String,
+        offset: i64,
+        error: String,
+    },
+    #[error(
+        "{topic}[{partition}]@{offset} cannot be read: {error}; with kafka.consumer.dlq = true it would go \
+         to the dead-letter topic and the partition would go on"
+    )]
+    Unreadable {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        error: String,
+    },
+    #[error("writing {topic}[{partition}]@{offset} to the dead-letter topic {dlq}: {error}")]
+    DeadLetter {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        dlq: String,
+        error: String,
+    },
+    #[error(transparent)]
+    Name(#[from] crate::names::NameError),
+}
+
+impl ConsumeError {
+    /// Transient errors may pass on retry; the rest stop the sink with the cause and the fix.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ConsumeError::Transient(_) | ConsumeError::DeadLetter { .. }
+        )
+    }
+}

@@ -1,0 +1,143 @@
+//! `binlake sink`: the table topics → the lake, exactly once. One loop: records from the consumer into
+//! per-table batches, a flush when a batch is due, and rebalances handled between records — revoked
+//! partitions drop what they buffered, assigned ones start at the offset after the one Delta holds.
+
+use crate::config::Config;
+use crate::retry::Backoff;
+use crate::sinks::lake::from_kafka::{Flushed, KafkaLake};
+use crate::sinks::lake::LakeError;
+use crate::sources::kafka::consumer::{ChangeConsumer, Rebalanced};
+use crate::sources::kafka::ConsumeError;
+use rdkafka::Offset;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often the loop checks whether a batch is due when no record arrives.
+const TICK: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Consume(#[from] ConsumeError),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+}
+
+/// Runs until cancelled (then commits what it buffered) or a definite error.
+pub async fn run(config: &Config, cancel: CancellationToken) -> Result<(), IngestError> {
+    let kafka = config.kafka()?;
+    let mut consumer = ChangeConsumer::new(kafka, &config.name)?;
+    let mut backoff = Backoff::transient();
+    while let Err(e) = consumer.ensure_dead_letter_topic(kafka).await {
+        match backoff.next_delay().filter(|_| e.is_transient()) {
+            Some(wait) => {
+                tracing::warn!(error = %e, "creating the dead-letter topic; retrying");
+                tokio::time::sleep(wait).await;
+            }
+            None => return Err(e.into()),
+        }
+    }
+    let mut lake = KafkaLake::new(&config.lake, &config.name).await;
+    lake.watch_stop(cancel.clone());
+    crate::observe::READY.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut tick = tokio::time::interval(TICK);
+    let mut backoff = Backoff::transient();
+    let result = loop {
+        let step = tokio::select! {
+            _ = cancel.cancelled() => break Ok(()),
+            // only the receive is raced: reading the record (schema lookups, the DLQ) must not be cut off
+            m = consumer.recv() => match m {
+                Ok(m) => async {
+                    // a rebalance happens inside the receive: settle it before the record counts
+                    rebalance(&mut consumer, &mut lake).await?;
+                    let c = consumer.read(m).await?;
+                    lake.accept(c).await?;
+                    Ok(())
+                }.await,
+                Err(e) => Err(e.into()),
+            },
+            _ = tick.tick() => async {
+                rebalance(&mut consumer, &mut lake).await?;
+                if lake.due() {
+                    let flushed = lake.flush().await?;
+                    settle(&consumer, flushed).await?;
+                }
+                Ok(())
+            }.await,
+        };
+        match step {
+            Ok(()) => backoff = Backoff::transient(),
+            Err(e) if is_transient(&e) => match backoff.next_delay() {
+                Some(wait) => {
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "kafka sink; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                None => break Err(e),
+            },
+            Err(e) => break Err(e),
+        }
+    };
+    if let Err(e) = result {
+        crate::observe::HEALTHY.store(false, std::sync::atomic::Ordering::Relaxed);
+        return Err(e);
+    }
+    // drain: what is buffered goes to Delta (retries bounded by the drain budget)
+    let flushed = lake.flush().await?;
+    consumer.commit(&flushed.committed);
+    tracing::info!("kafka sink stopped; buffered records committed");
+    Ok(())
+}
+
+fn is_transient(e: &IngestError) -> bool {
+    match e {
+        IngestError::Consume(c) => c.is_transient(),
+        IngestError::Lake(l) => l.is_transient(),
+        IngestError::Config(_) => false,
+    }
+}
+
+/// Applies the partition changes the consumer saw: a revocation drops what was buffered (the new owner
+/// reads it from Delta's position); an assigned partition is sought to the offset after Delta's.
+async fn rebalance(consumer: &mut ChangeConsumer, lake: &mut KafkaLake) -> Result<(), IngestError> {
+    let Some(Rebalanced { revoked, assigned }) = consumer.take_rebalance() else {
+        return Ok(());
+    };
+    if revoked {
+        lake.forget_partitions();
+    }
+    for (topic, partition) in assigned {
+        let topic: Arc<str> = Arc::from(topic);
+        let schema = if consumer.is_bookkeeping(&topic) {
+            None
+        } else {
+            consumer.schemas.latest(&topic).await?
+        };
+        let Some(schema) = schema else {
+            // a bookkeeping topic, or a topic no schema record names: its records are skipped or
+            // dead-lettered, so the group's position is as good as any
+            consumer.start_where_committed(&topic, partition)?;
+            continue;
+        };
+        let in_delta = lake.position(&topic, partition, &schema).await?;
+        let at = in_delta.map_or(Offset::Beginning, |v| Offset::Offset(v + 1));
+        tracing::info!(topic = %topic, partition, offset = ?at, "reading from the position Delta holds");
+        consumer.start_at(&topic, partition, at).await?;
+    }
+    Ok(())
+}
+
+/// After a flush: commit the group's offsets and read again what another writer took over.
+async fn settle(consumer: &ChangeConsumer, flushed: Flushed) -> Result<(), IngestError> {
+    consumer.commit(&flushed.committed);
+    if !flushed.reread.is_empty() {
+        // the other partitions' buffered records were committed; only these restart
+        for (topic, partition, in_delta) in flushed.reread {
+            let at = in_delta.map_or(Offset::Beginning, |v| Offset::Offset(v + 1));
+            consumer.start_at(&topic, partition, at).await?;
+        }
+    }
+    Ok(())
+}

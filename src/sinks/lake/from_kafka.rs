@@ -1,0 +1,364 @@
+//! The lake side of `binlake sink`: change events read back from Kafka, batched per table and committed
+//! together with the offsets they reach — one Delta `txn` per partition, version = the last offset
+//! written — so a record lands once however often it is read. A topic holds one table, so every commit
+//! is one table's data with its own partitions' offsets, atomically.
+//!
+//! Records arrive per partition in publish order, but a publisher that crashed republishes its
+//! unacknowledged tail: older changes of a key may follow newer ones. Three rules keep the table right:
+//! a binlog change whose `_seq` is below the partition's highest is a republished copy and is skipped;
+//! the MERGE never lets a lower `_seq` overwrite a higher one; and batch images are not trusted to say
+//! where a stored row is, so every batch MERGEs over the table (`TableBatch::blind`).
+
+use super::collapse::TableBatch;
+use super::table::{KeyChange, Progress};
+use super::tables::{record_commit, CommitRetry, Tables};
+use super::LakeError;
+use crate::config::LakeConfig;
+use crate::event::{TableId, TableSchema};
+use crate::sources::kafka::consumer::Consumed;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+type Partition = (Arc<str>, i32);
+
+/// The Delta `txn` app id recording how far `topic[partition]` is written.
+pub fn app_id(connector: &str, topic: &str, partition: i32) -> String {
+    format!("binlake:{connector}:{topic}:{partition}")
+}
+
+/// The Delta `txn` app id recording the `_seq` of the table's last TRUNCATE: a change older than it,
+/// arriving later from another partition, is void.
+pub fn truncate_app_id(connector: &str, topic: &str) -> String {
+    format!("binlake:{connector}:{topic}:truncated")
+}
+
+#[derive(Default)]
+struct PartitionState {
+    table: Option<TableId>,
+    /// The last offset Delta holds for this partition, as this process last saw it.
+    in_delta: Option<i64>,
+    /// Highest binlog `_seq` applied (committed) and buffered from this partition.
+    committed_seq: u64,
+    buffered_seq: u64,
+}
+
+#[derive(Default)]
+struct Pending {
+    batch: TableBatch,
+    /// Last offset buffered per partition.
+    offsets: BTreeMap<Partition, i64>,
+    newest_ts_ms: Option<i64>,
+}
+
+/// What a flush did for the consumer: positions to commit to the group (lag tools), and partitions whose
+/// buffered records were dropped because another writer committed them first, to be read again from
+/// the position Delta now holds.
+#[derive(Debug, Default)]
+pub struct Flushed {
+    pub committed: Vec<(Arc<str>, i32, i64)>,
+    pub reread: Vec<(Arc<str>, i32, Option<i64>)>,
+}
+
+pub struct KafkaLake {
+    tables: Tables,
+    partitions: HashMap<Partition, PartitionState>,
+    /// `_seq` high-water marks outlive a revocation: a stale one only skips less.
+    seq_marks: HashMap<Partition, u64>,
+    /// Per table topic, the `_seq` of the last TRUNCATE (Delta's, then what this process buffered).
+    truncated: HashMap<Arc<str>, u64>,
+    pending: HashMap<TableId, Pending>,
+    rows: usize,
+    bytes: usize,
+    first_buffered: Option<Instant>,
+    stop: CancellationToken,
+    stop_seen: Option<Instant>,
+}
+
+impl KafkaLake {
+    pub async fn new(cfg: &LakeConfig, connector: &str) -> Self {
+        KafkaLake {
+            tables: Tables::new(cfg, connector).await,
+            partitions: HashMap::new(),
+            seq_marks: HashMap::new(),
+            truncated: HashMap::new(),
+            pending: HashMap::new(),
+            rows: 0,
+            bytes: 0,
+            first_buffered: None,
+            stop: CancellationToken::new(),
+            stop_seen: None,
+        }
+    }
+
+    pub fn watch_stop(&mut self, stop: CancellationToken) {
+        if self.tables.cfg.maintain_interval_secs > 0 {
+            super::maintenance::spawn_scheduled(
+                self.tables.cfg.clone(),
+                self.tables.connector.clone(),
+                stop.clone(),
+            );
+        }
+        self.stop = stop;
+    }
+
+    /// The last offset of `topic[partition]` that the table holds (`None`: nothing yet), opening or
+    /// creating the table; from now on records of that partition are accepted.
+    pub async fn position(
+        &mut self,
+        topic: &Arc<str>,
+        partition: i32,
+        schema: &TableSchema,
+    ) -> Result<Option<i64>, LakeError> {
+        let app = app_id(&self.tables.connector, topic, partition);
+        let truncate_app = truncate_app_id(&self.tables.connector, topic);
+        let (table, _) = self.tables.open(schema).await?;
+        table.reload().await?;
+        let in_delta = table.txn_version(&app).await?;
+        let truncated = table.txn_version(&truncate_app).await?;
+        let mark = self.truncated.entry(topic.clone()).or_default();
+        *mark = (*mark).max(truncated.unwrap_or(0) as u64);
+        let key = (topic.clone(), partition);
+        let seq = self.seq_marks.get(&key).copied().unwrap_or(0);
+        self.partitions.insert(
+            key,
+            PartitionState {
+                table: Some(schema.id()),
+                in_delta,
+                committed_seq: seq,
+                buffered_seq: seq,
+            },
+        );
+        Ok(in_delta)
+    }
+
+    /// Takes one record. Records of partitions not sought (`position`) are ignored: they belong to an
+    /// assignment this process no longer has.
+    pub async fn accept(&mut self, c: Consumed) -> Result<(), LakeError> {
+        let key = (c.topic.clone(), c.partition);
+        let Some(state) = self.partitions.get_mut(&key) else {
+            return Ok(());
+        };
+        if state.in_delta.is_some_and(|v| c.offset <= v) {
+            return Ok(()); // already in Delta
+        }
+        let Some(table) = state.table.clone() else {
+            return Ok(());
+        };
+        crate::observe::METRICS
+            .kafka_consumed
+            .with_label_values(&[&*c.topic])
+            .inc();
+        let mut apply = c.event;
+        let truncated = self.truncated.entry(c.topic.clone()).or_default();
+        if let Some(ev) = &apply {
+            if ev.seq < *truncated {
+                apply = None; // older than a TRUNCATE already taken
+            } else if ev.op == crate::event::Op::Truncate {
+                *truncated = ev.seq;
+            }
+        }
+        if let Some(ev) = &apply {
+            if !ev.source.snapshot {
+                if ev.seq < state.buffered_seq {
+                    crate::observe::METRICS
+                        .kafka_republished_skipped
+                        .with_label_values(&[&*c.topic])
+                        .inc();
+                    apply = None;
+                } else {
+                    state.buffered_seq = ev.seq;
+                }
+            }
+        }
+        if let Some(ev) = &apply {
+            if ev.schema.id() != table {
+                return Err(LakeError::Definite(format!(
+                    "{}[{}]@{} holds a change of {} but the topic belongs to {table}; one topic must carry \
+                     one table",
+                    c.topic,
+                    c.partition,
+                    c.offset,
+                    ev.schema.id()
+                )));
+            }
+            self.tables.open(&ev.schema).await?;
+        }
+        let rules = (
+            self.tables
+                .get(&table)
+                .and_then(|t| t.partitioning.as_ref()),
+            self.tables.cfg.soft_delete,
+        );
+        let pending = self.pending.entry(table).or_default();
+        pending.batch.blind = true;
+        pending.offsets.insert(key, c.offset);
+        if let Some(ev) = apply {
+            pending.batch.add(&ev, rules, &mut self.bytes);
+            pending.newest_ts_ms = pending.newest_ts_ms.max(Some(ev.source.ts_ms));
+            self.rows += 1;
+        }
+        self.first_buffered.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    pub fn due(&self) -> bool {
+        let cfg = &self.tables.cfg;
+        self.rows >= cfg.flush_max_rows
+            || self.bytes >= cfg.flush_max_bytes
+            || self
+                .first_buffered
+                .is_some_and(|t| t.elapsed() >= Duration::from_millis(cfg.flush_interval_ms))
+    }
+
+    /// Forgets everything buffered (the partitions were revoked, or are read again).
+    pub fn discard(&mut self) {
+        self.pending.clear();
+        self.rows = 0;
+        self.bytes = 0;
+        self.first_buffered = None;
+        for s in self.partitions.values_mut() {
+            s.buffered_seq = s.committed_seq;
+        }
+    }
+
+    /// After a revocation: every partition must be sought again before its records count.
+    pub fn forget_partitions(&mut self) {
+        self.discard();
+        self.partitions.clear();
+    }
+
+    /// Commits every table's batch with its partitions' offsets.
+    pub async fn flush(&mut self) -> Result<Flushed, LakeError> {
+        let mut out = Flushed::default();
+        let pending = std::mem::take(&mut self.pending);
+        self.rows = 0;
+        self.bytes = 0;
+        self.first_buffered = None;
+        for (id, p) in pending {
+            match self.commit_table(&id, p).await? {
+                Ok(committed) => out.committed.extend(committed),
+                Err(reread) => out.reread.extend(reread),
+            }
+        }
+        Ok(out)
+    }
+
+    /// One table's commit, retried on conflicts and transient errors. `Ok(Err(_))`: another writer
+    /// committed some of these partitions meanwhile (a rebalance, or this commit's own lost reply), so
+    /// the batch is dropped and those partitions are read again from Delta's position.
+    #[allow(clippy::type_complexity)]
+    async fn commit_table(
+        &mut self,
+        id: &TableId,
+        p: Pending,
+    ) -> Result<Result<Vec<(Arc<str>, i32, i64)>, Vec<(Arc<str>, i32, Option<i64>)>>, LakeError>
+    {
+        let connector = self.tables.connector.clone();
+        let mut offsets: Vec<(String, i64)> = p
+            .offsets
+            .iter()
+            .map(|((t, part), o)| (app_id(&connector, t, *part), *o))
+            .collect();
+        if let (Some(seq), Some(((topic, _), _))) = (p.batch.truncate_seq, p.offsets.iter().next())
+        {
+            offsets.push((truncate_app_id(&connector, topic), seq as i64));
+        }
+        let changes: Vec<KeyChange> = p.batch.changes.into_values().collect();
+        if let Some(latest) = changes.iter().max_by_key(|c| c.schema.version) {
+            self.tables.evolve(&latest.schema.clone()).await?;
+        }
+        let label = id.to_string();
+        let started = Instant::now();
+        // where Delta stood for these partitions when this process last looked
+        let seen: Vec<(Partition, Option<i64>)> = p
+            .offsets
+            .keys()
+            .map(|k| (k.clone(), self.partitions.get(k).and_then(|s| s.in_delta)))
+            .collect();
+        let mut retry = CommitRetry::default();
+        let mut retrying = false;
+        loop {
+            let table = self.tables.get_mut(id).expect("opened when sought");
+            let result = async {
+                if retrying {
+                    table.reload().await?;
+                    let mut moved = vec![];
+                    for ((t, part), seen) in &seen {
+                        let now = table.txn_version(&app_id(&connector, t, *part)).await?;
+                        if now != *seen {
+                            moved.push((t.clone(), *part, now));
+                        }
+                    }
+                    if !moved.is_empty() {
+                        return Ok(Some(moved));
+                    }
+                }
+                let progress = Progress::Offsets(&offsets);
+                if let Some(seq) = p.batch.truncate_seq {
+                    table.truncate(seq, &progress).await?;
+                }
+                if changes.is_empty() && p.batch.truncate_seq.is_none() {
+                    // only tombstones or skipped copies: nothing to write; Delta's offset stays behind
+                    // and they are read again after a restart
+                    return Ok(None);
+                }
+                table
+                    .merge(&changes, &p.batch.prior, p.batch.max_seq, &progress)
+                    .await?;
+                Ok(None)
+            }
+            .await;
+            match result {
+                Ok(None) => break,
+                Ok(Some(moved)) => {
+                    tracing::info!(table = %id, partitions = ?moved, "another writer committed these partitions; reading them again from Delta's position");
+                    let mut reread = vec![];
+                    for ((t, part), _) in &p.offsets {
+                        let now = moved
+                            .iter()
+                            .find(|(mt, mp, _)| mt == t && mp == part)
+                            .map(|m| m.2);
+                        let s = self.partitions.get_mut(&(t.clone(), *part));
+                        let delta = match (now, s) {
+                            (Some(n), Some(s)) => {
+                                s.in_delta = n;
+                                s.buffered_seq = s.committed_seq;
+                                n
+                            }
+                            (None, Some(s)) => {
+                                s.buffered_seq = s.committed_seq;
+                                s.in_delta
+                            }
+                            (_, None) => continue,
+                        };
+                        reread.push((t.clone(), *part, delta));
+                    }
+                    return Ok(Err(reread));
+                }
+                Err(e) => {
+                    let deadline = super::batch::drain_deadline(&self.stop, &mut self.stop_seen);
+                    let Some(wait) = retry.wait(&e, id, deadline) else {
+                        return Err(e);
+                    };
+                    tokio::time::sleep(wait).await;
+                    retrying = true;
+                }
+            }
+        }
+        record_commit(&label, changes.len(), started, p.newest_ts_ms);
+        let mut committed = vec![];
+        for ((t, part), offset) in &p.offsets {
+            if let Some(s) = self.partitions.get_mut(&(t.clone(), *part)) {
+                if !changes.is_empty() || p.batch.truncate_seq.is_some() {
+                    s.in_delta = Some(*offset);
+                }
+                s.committed_seq = s.buffered_seq;
+                self.seq_marks.insert((t.clone(), *part), s.committed_seq);
+            }
+            committed.push((t.clone(), *part, offset + 1));
+        }
+        Ok(Ok(committed))
+    }
+}

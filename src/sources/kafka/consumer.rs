@@ -1,0 +1,403 @@
+//! The lake sink's consumer: a group member reading every table topic of the connector
+//! (`<topic_prefix>.<db>.<table>`), turning records back into change events, and sending what it cannot
+//! read to the dead-letter topic. Newly assigned partitions are paused until the sink has sought them to
+//! the position recorded in Delta (the group's committed offsets are only for lag tools).
+
+use super::record::read_change;
+use super::schemas::SchemaLog;
+use super::ConsumeError;
+use crate::config::kafka::KafkaConfig;
+use crate::event::ChangeEvent;
+use crate::sinks::kafka::client::{base_config, KafkaContext};
+use crate::sinks::kafka::debezium::Modes;
+use crate::sinks::kafka::records::Topics;
+use rdkafka::client::{ClientContext, OAuthToken};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A record read from a table topic.
+pub struct Consumed {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    /// `None`: nothing to apply (a tombstone, a record of a non-table topic, or one sent to the DLQ);
+    /// its offset still counts as consumed.
+    pub event: Option<ChangeEvent>,
+}
+
+/// Partitions gained and lost since the last call to `take_rebalance`.
+#[derive(Debug, Default)]
+pub struct Rebalanced {
+    /// Some partitions were taken away (with the eager protocol: all of them).
+    pub revoked: bool,
+    /// Newly assigned partitions, paused until `start_at` is called for each.
+    pub assigned: Vec<(String, i32)>,
+}
+
+/// librdkafka callbacks of the consumer: those of every binlake client, plus rebalances.
+pub struct SinkContext {
+    inner: KafkaContext,
+    rebalanced: Mutex<Rebalanced>,
+}
+
+impl ClientContext for SinkContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.inner.log(level, fac, message)
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.inner.error(error, reason)
+    }
+
+    fn generate_oauth_token(
+        &self,
+        config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        self.inner.generate_oauth_token(config)
+    }
+}
+
+impl ConsumerContext for SinkContext {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let mut r = self.rebalanced.lock().expect("rebalance state");
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                // nothing is fetched from a new partition before it is sought to its Delta position
+                if let Err(e) = consumer.pause(tpl) {
+                    tracing::error!(error = %e, "pausing newly assigned partitions");
+                }
+                for e in tpl.elements() {
+                    tracing::info!(
+                        topic = e.topic(),
+                        partition = e.partition(),
+                        "partition assigned"
+                    );
+                    r.assigned.push((e.topic().to_string(), e.partition()));
+                }
+            }
+            Rebalance::Revoke(tpl) => {
+                tracing::info!(partitions = tpl.count(), "partitions revoked");
+                r.revoked = true;
+                let gone: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+                r.assigned.retain(|a| !gone.contains(a));
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance failed"),
+        }
+    }
+}
+
+pub struct ChangeConsumer {
+    consumer: StreamConsumer<SinkContext>,
+    dlq: Option<FutureProducer<KafkaContext>>,
+    pub schemas: SchemaLog,
+    topics: Topics,
+    encoding: crate::config::kafka::Encoding,
+    modes: Modes,
+    timeout: Duration,
+}
+
+/// The subscription: every `<prefix>.<db>.<table>`. Encoded names hold no `.`, so exactly two segments
+/// follow the prefix; `<prefix>.transaction` and the heartbeat topic do not match.
+pub fn subscription(prefix: &str) -> String {
+    let escaped: String = prefix
+        .chars()
+        .map(|c| match c {
+            '.' => "\\.".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    format!("^{escaped}\\.[^.]+\\.[^.]+$")
+}
+
+impl ChangeConsumer {
+    pub fn new(config: &KafkaConfig, connector: &str) -> Result<Self, ConsumeError> {
+        let prefix = config.prefix(connector).to_string();
+        let client = |e: rdkafka::error::KafkaError| ConsumeError::Client(e.to_string());
+        let consumer: StreamConsumer<SinkContext> = base_config(config)
+            .set("group.id", config.group_id(connector))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set(
+                "topic.metadata.refresh.interval.ms",
+                config.consumer.topic_refresh_ms.to_string(),
+            )
+            .create_with_context(SinkContext {
+                inner: KafkaContext::new(config, None),
+                rebalanced: Mutex::new(Rebalanced::default()),
+            })
+            .map_err(client)?;
+        consumer
+            .subscribe(&[&subscription(&prefix)])
+            .map_err(client)?;
+        let dlq = if config.consumer.dlq {
+            Some(
+                base_config(config)
+                    .set("enable.idempotence", "true")
+                    .set("acks", "all")
+                    .create_with_context::<_, FutureProducer<KafkaContext>>(KafkaContext::new(
+                        config, None,
+                    ))
+                    .map_err(client)?,
+            )
+        } else {
+            None
+        };
+        Ok(ChangeConsumer {
+            consumer,
+            dlq,
+            schemas: SchemaLog::open(config, &prefix)?,
+            topics: Topics { prefix },
+            encoding: config.encoding,
+            modes: Modes {
+                decimal: config.decimal_handling_mode,
+                bigint_unsigned: config.bigint_unsigned_handling_mode,
+            },
+            timeout: Duration::from_secs(config.request_timeout_secs),
+        })
+    }
+
+    /// Creates the dead-letter topic unless it exists (brokers without auto-creation refuse records to
+    /// an absent topic), so the first unreadable record does not stop the sink.
+    pub async fn ensure_dead_letter_topic(&self, config: &KafkaConfig) -> Result<(), ConsumeError> {
+        if self.dlq.is_none() {
+            return Ok(());
+        }
+        let admin = crate::sinks::kafka::client::admin_client(config)
+            .map_err(|e| ConsumeError::Client(e.to_string()))?;
+        let name = self.topics.dead_letters();
+        let spec = crate::sinks::kafka::client::TopicSpec {
+            name: &name,
+            partitions: 1,
+            replication_factor: config.topics.replication_factor,
+            config: vec![("cleanup.policy", "delete")],
+        };
+        crate::sinks::kafka::client::ensure_topic(&admin, &spec, self.timeout)
+            .await
+            .map_err(|e| {
+                if e.is_transient() {
+                    ConsumeError::Transient(e.to_string())
+                } else {
+                    ConsumeError::Client(e.to_string())
+                }
+            })
+    }
+
+    /// Topics under the prefix that hold no table's changes.
+    pub fn is_bookkeeping(&self, topic: &str) -> bool {
+        topic == self.topics.offsets() || topic == self.topics.dead_letters()
+    }
+
+    pub fn take_rebalance(&self) -> Option<Rebalanced> {
+        let mut r = self.consumer.context().rebalanced.lock().expect("state");
+        (r.revoked || !r.assigned.is_empty()).then(|| std::mem::take(&mut *r))
+    }
+
+    /// Starts fetching a paused partition at `offset`. Right after an assignment librdkafka may not have
+    /// started the partition yet; the seek is retried for a few seconds before it counts as failed.
+    pub async fn start_at(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: Offset,
+    ) -> Result<(), ConsumeError> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        let mut attempts = 0;
+        loop {
+            match self.consumer.seek(topic, partition, offset, self.timeout) {
+                Ok(()) => break,
+                Err(e) if attempts < 50 => {
+                    attempts += 1;
+                    tracing::debug!(topic, partition, error = %e, "seek not possible yet");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => {
+                    return Err(ConsumeError::Transient(format!(
+                        "seeking {topic}[{partition}] to {offset:?}: {e}"
+                    )))
+                }
+            }
+        }
+        self.consumer
+            .resume(&tpl)
+            .map_err(|e| ConsumeError::Transient(format!("resuming {topic}[{partition}]: {e}")))
+    }
+
+    /// Resumes a paused partition where the group left it (a bookkeeping topic).
+    pub fn start_where_committed(&self, topic: &str, partition: i32) -> Result<(), ConsumeError> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        self.consumer
+            .resume(&tpl)
+            .map_err(|e| ConsumeError::Transient(format!("resuming {topic}[{partition}]: {e}")))
+    }
+
+    /// Commits `(topic, partition, next offset)` to the group, for lag tools only.
+    pub fn commit(&self, positions: &[(Arc<str>, i32, i64)]) {
+        if positions.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (t, p, next) in positions {
+            if tpl
+                .add_partition_offset(t, *p, Offset::Offset(*next))
+                .is_err()
+            {
+                return;
+            }
+        }
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            // the group offset only serves lag tools; progress is in Delta
+            tracing::debug!(error = %e, "committing group offsets");
+        }
+    }
+
+    /// The next record as it is on the broker. Cancel-safe: a record is only taken once this returns.
+    pub async fn recv(&self) -> Result<OwnedMessage, ConsumeError> {
+        self.consumer
+            .recv()
+            .await
+            .map(|m| m.detach())
+            .map_err(|e| ConsumeError::Transient(e.to_string()))
+    }
+
+    /// A record read back into its change event; one that cannot be read goes to the dead-letter topic
+    /// (and counts as consumed) or, without one, stops the sink.
+    pub async fn read(&mut self, msg: OwnedMessage) -> Result<Consumed, ConsumeError> {
+        let topic: Arc<str> = Arc::from(msg.topic());
+        let (partition, offset) = (msg.partition(), msg.offset());
+        let skip = Consumed {
+            topic: topic.clone(),
+            partition,
+            offset,
+            event: None,
+        };
+        if self.is_bookkeeping(&topic) || msg.payload().is_none() {
+            // a tombstone follows a delete, whose record already carried the change
+            return Ok(skip);
+        }
+        match self.decode(&msg).await {
+            Ok(event) => Ok(Consumed {
+                event: Some(event),
+                ..skip
+            }),
+            Err(Undecodable::Sink(e)) => Err(e),
+            Err(Undecodable::Record(error)) => {
+                crate::observe::METRICS
+                    .kafka_dead_letters
+                    .with_label_values(&[&*topic])
+                    .inc();
+                let Some(dlq) = &self.dlq else {
+                    return Err(ConsumeError::Unreadable {
+                        topic: topic.to_string(),
+                        partition,
+                        offset,
+                        error,
+                    });
+                };
+                tracing::warn!(topic = %topic, partition, offset, %error, "record sent to the dead-letter topic");
+                dead_letter(dlq, &self.topics.dead_letters(), &msg, &error, self.timeout).await?;
+                Ok(skip)
+            }
+        }
+    }
+
+    async fn decode(&mut self, msg: &OwnedMessage) -> Result<ChangeEvent, Undecodable> {
+        let header = |name: &str| -> Option<String> {
+            msg.headers()?
+                .iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        let seq = header("binlake.seq")
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| poison("no numeric binlake.seq header: not published by binlake"))?;
+        let version = header("binlake.schema_version")
+            .and_then(|s| s.parse::<u32>().ok())
+            .ok_or_else(|| {
+                poison("no numeric binlake.schema_version header: not published by binlake")
+            })?;
+        let schema = match self.schemas.get(msg.topic(), version).await {
+            Ok(s) => s,
+            // the record names a schema the publisher never wrote: this record is the problem
+            Err(e @ ConsumeError::SchemaMissing { .. }) => return Err(poison(&e.to_string())),
+            Err(e) => return Err(Undecodable::Sink(e)),
+        };
+        read_change(
+            &schema,
+            msg.payload().unwrap_or_default(),
+            seq,
+            self.encoding,
+            self.modes,
+        )
+        .map_err(|e| poison(&format!("{e} (kafka.encoding is {:?})", self.encoding)))
+    }
+}
+
+enum Undecodable {
+    /// This record cannot be read: it goes to the dead-letter topic (or stops the sink without one).
+    Record(String),
+    /// Reading it failed for a reason that is not the record's (the schema topic, the broker).
+    Sink(ConsumeError),
+}
+
+fn poison(why: &str) -> Undecodable {
+    Undecodable::Record(why.to_string())
+}
+
+/// Copies `msg` to the dead-letter topic with where it came from and why, and waits for the broker:
+/// the offset is only recorded as consumed once the record is safe there.
+async fn dead_letter(
+    producer: &FutureProducer<KafkaContext>,
+    dlq: &str,
+    msg: &OwnedMessage,
+    error: &str,
+    timeout: Duration,
+) -> Result<(), ConsumeError> {
+    let partition = msg.partition().to_string();
+    let offset = msg.offset().to_string();
+    let mut headers = msg.headers().cloned().unwrap_or_else(OwnedHeaders::new);
+    for (key, value) in [
+        ("binlake.dlq.error", error),
+        ("binlake.dlq.topic", msg.topic()),
+        ("binlake.dlq.partition", &partition),
+        ("binlake.dlq.offset", &offset),
+    ] {
+        headers = headers.insert(Header {
+            key,
+            value: Some(value),
+        });
+    }
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(dlq).headers(headers);
+    if let Some(k) = msg.key() {
+        record = record.key(k);
+    }
+    if let Some(v) = msg.payload() {
+        record = record.payload(v);
+    }
+    producer
+        .send(record, timeout)
+        .await
+        .map(|_| ())
+        .map_err(|(e, _)| ConsumeError::DeadLetter {
+            topic: msg.topic().to_string(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            dlq: dlq.to_string(),
+            error: e.to_string(),
+        })
+}

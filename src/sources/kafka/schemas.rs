@@ -1,0 +1,138 @@
+//! The tables' schemas as the publisher recorded them on the schema-change topic `<topic_prefix>` (one
+//! partition, in publish order). The publisher writes a table's schema before the first record that uses
+//! it, so a record whose schema version is not known yet is followed by reading further into this topic.
+
+use super::ConsumeError;
+use crate::config::kafka::KafkaConfig;
+use crate::event::TableSchema;
+use crate::sinks::kafka::client::{base_config, KafkaContext};
+use crate::sinks::kafka::records::Topics;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct SchemaLog {
+    consumer: StreamConsumer<KafkaContext>,
+    topic: String,
+    topics: Topics,
+    /// Table topic → schema version → schema.
+    by_topic: HashMap<String, BTreeMap<u32, Arc<TableSchema>>>,
+    wait: Duration,
+}
+
+impl SchemaLog {
+    pub fn open(config: &KafkaConfig, prefix: &str) -> Result<Self, ConsumeError> {
+        let topics = Topics {
+            prefix: prefix.to_string(),
+        };
+        let topic = topics.schema_changes();
+        let consumer: StreamConsumer<KafkaContext> = base_config(config)
+            .set("group.id", format!("{prefix}.binlake.schema-reader"))
+            .set("enable.auto.commit", "false")
+            .create_with_context(KafkaContext::new(config, None))
+            .map_err(|e| ConsumeError::Client(e.to_string()))?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 0, Offset::Beginning)
+            .map_err(|e| ConsumeError::Client(e.to_string()))?;
+        consumer
+            .assign(&tpl)
+            .map_err(|e| ConsumeError::Client(e.to_string()))?;
+        Ok(SchemaLog {
+            consumer,
+            topic,
+            topics,
+            by_topic: HashMap::new(),
+            wait: Duration::from_secs(config.consumer.schema_wait_secs),
+        })
+    }
+
+    /// The schema of `topic`'s records at `version`, reading further into the schema-change topic while
+    /// it is unknown (at most `consumer.schema_wait_secs`).
+    pub async fn get(
+        &mut self,
+        topic: &str,
+        version: u32,
+    ) -> Result<Arc<TableSchema>, ConsumeError> {
+        let deadline = Instant::now() + self.wait;
+        loop {
+            if let Some(s) = self.by_topic.get(topic).and_then(|v| v.get(&version)) {
+                return Ok(s.clone());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ConsumeError::SchemaMissing {
+                    topic: topic.to_string(),
+                    version,
+                    schema_topic: self.topic.clone(),
+                    waited_secs: self.wait.as_secs(),
+                });
+            }
+            self.read_one(left).await?;
+        }
+    }
+
+    /// The newest schema of `topic` known, reading further into the schema-change topic while there is
+    /// none (at most `consumer.schema_wait_secs`); `None`: no table publishes there. Newer versions are
+    /// picked up as records need them.
+    pub async fn latest(&mut self, topic: &str) -> Result<Option<Arc<TableSchema>>, ConsumeError> {
+        let deadline = Instant::now() + self.wait;
+        while !self.by_topic.contains_key(topic) && Instant::now() < deadline {
+            self.read_one(deadline.saturating_duration_since(Instant::now()))
+                .await?;
+        }
+        Ok(self
+            .by_topic
+            .get(topic)
+            .and_then(|v| v.values().next_back().cloned()))
+    }
+
+    /// Reads one record within `wait`; false when none arrived.
+    async fn read_one(&mut self, wait: Duration) -> Result<bool, ConsumeError> {
+        let msg = match tokio::time::timeout(wait, self.consumer.recv()).await {
+            Err(_) => return Ok(false),
+            Ok(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return Ok(false),
+            Ok(Err(e)) => {
+                return Err(ConsumeError::Transient(format!(
+                    "reading the schema-change topic {}: {e}",
+                    self.topic
+                )))
+            }
+            Ok(Ok(m)) => m,
+        };
+        let Some(payload) = msg.payload() else {
+            return Ok(true);
+        };
+        let offset = msg.offset();
+        let value: serde_json::Value = match serde_json::from_slice(payload) {
+            Ok(v) => v,
+            Err(e) => return Err(self.unreadable(offset, &e.to_string())),
+        };
+        let Some(schema) = value.get("binlake").and_then(|b| b.get("schema")) else {
+            // a schema-change record without binlake's schema (e.g. written by Debezium itself)
+            return Err(self.unreadable(
+                offset,
+                "it has no binlake.schema field: the topics were not published by binlake",
+            ));
+        };
+        let schema: TableSchema = serde_json::from_value(schema.clone())
+            .map_err(|e| self.unreadable(offset, &e.to_string()))?;
+        let table_topic = self.topics.table(&schema.id())?;
+        tracing::debug!(topic = %table_topic, version = schema.version, "schema record read");
+        self.by_topic
+            .entry(table_topic)
+            .or_default()
+            .insert(schema.version, Arc::new(schema));
+        Ok(true)
+    }
+
+    fn unreadable(&self, offset: i64, why: &str) -> ConsumeError {
+        ConsumeError::SchemaRecord {
+            topic: self.topic.clone(),
+            offset,
+            error: why.to_string(),
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! `binlake sink` (Kafka → lake) against tansu, MariaDB and a local lake: MariaDB → publisher → topics →
+//! sink → Delta equals MariaDB (through DataFusion and DuckDB) with the Debezium encoding, an added column,
+//! updates, deletes and key changes; two sinks in one group with one SIGKILLed under a writer; a record
+//! nobody can read goes to the dead-letter topic (or, with `dlq = false`, stops the sink naming it).
+
+use crate::common::*;
+use crate::kafka::{
+    brokers, java_partition, kafka_section, read_topic, start_publisher, stop, unique_prefix,
+};
+use crate::lake::{assert_lake_equals_source, wait_for_lake};
+use crate::snapshot_stream::{create_quotes, writer};
+use binlake::config::Config;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const PARTITIONS: i32 = 2;
+
+fn sink_config(db: &TestDb, prefix: &str, extra: &str) -> (Config, PathBuf) {
+    let text = db.config_text("")
+        + &kafka_section(
+            prefix,
+            &format!("[kafka.topics]\npartitions = {PARTITIONS}\n{extra}"),
+        );
+    let path = db.dir.path().join("sink.toml");
+    std::fs::write(&path, &text).unwrap();
+    (Config::parse(&text, Path::new("it.toml")).unwrap(), path)
+}
+
+fn start_sink(
+    config: Config,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), binlake::ingest::IngestError>>,
+) {
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    (
+        cancel,
+        tokio::spawn(async move { binlake::ingest::run(&config, c).await }),
+    )
+}
+
+/// One fresh key per partition of `table`'s topic, inserted now (`insert` makes the statement for an
+/// id), then waited for in the lake: once each is there, so is everything published before it (each
+/// partition is read in order).
+async fn catch_up_table(
+    config: &Config,
+    db: &TestDb,
+    table: &str,
+    insert: impl Fn(u64) -> String,
+    secs: u64,
+) {
+    let mut ids = vec![];
+    let mut id = 1_000_000 + rand::random::<u32>() as u64 % 1_000_000;
+    for p in 0..PARTITIONS {
+        while java_partition(format!("{{\"id\":{id}}}").as_bytes(), PARTITIONS) != p {
+            id += 1;
+        }
+        db.exec(&insert(id)).await;
+        ids.push(id);
+        id += 1;
+    }
+    for id in ids {
+        wait_for_lake(
+            config,
+            &format!("{}.{table}", db.name),
+            &format!("id = {id}"),
+            secs,
+        )
+        .await;
+    }
+}
+
+async fn catch_up_quotes(config: &Config, db: &TestDb, secs: u64) {
+    let insert =
+        |id| format!("INSERT INTO quotes (id, symbol, bid, qty) VALUES ({id}, 'END', 0, 0)");
+    catch_up_table(config, db, "quotes", insert, secs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_topics_sink_into_a_lake_equal_to_mariadb() {
+    let db = TestDb::new("ksink").await;
+    create_quotes(&db, 400).await;
+    db.exec(
+        "CREATE TABLE ticks (id INT PRIMARY KEY, px DECIMAL(18,6), at DATETIME(6), d DATE, \
+         note VARCHAR(40), doc JSON, flag BIT(3), f DOUBLE, t TIME(3), e ENUM('a','b'), bin VARBINARY(8), \
+         ts TIMESTAMP(3) NULL)",
+    )
+    .await;
+    db.exec(
+        "INSERT INTO ticks VALUES \
+         (1, -12.5, '1969-12-31 23:59:59.999999', '1900-01-01', 'it''s \"quoted\"', '{\"a\": [1, 2]}', b'101', \
+          -0.25, '-838:59:59.000', 'b', x'00ff', '2026-11-30 01:02:03.456'), \
+         (2, 99999999.999999, '2026-11-30 12:00:00', '2026-11-30', NULL, NULL, NULL, 1e300, '12:00:00.5', 'a', '', NULL), \
+         (3, 0, '2000-02-29 00:00:00.5', '9999-12-31', 'ü€', '[]', b'000', 0, '00:00:00', NULL, NULL, '1970-01-01 00:00:01')",
+    )
+    .await;
+    db.exec("CREATE TABLE marks (id INT PRIMARY KEY, v VARCHAR(10))")
+        .await;
+    db.exec("INSERT INTO marks SELECT seq, CONCAT('m', seq) FROM seq_1_to_20")
+        .await;
+    let prefix = unique_prefix("sink");
+    let (config, _) = sink_config(&db, &prefix, "");
+    let (publisher, published) = start_publisher(config.clone()).await;
+    let (sink, sunk) = start_sink(config.clone());
+    let quotes = format!("{}.quotes", db.name);
+    // the snapshot reaches the lake through Kafka
+    wait_for_lake(&config, &quotes, "id = 400", 90).await;
+    let stop_writer = Arc::new(AtomicBool::new(false));
+    let w = tokio::spawn(writer(db.name.clone(), stop_writer.clone(), 400));
+    wait_for_lake(&config, &quotes, "id > 420", 90).await;
+    // a column added mid-stream flows to the Delta table
+    db.exec("ALTER TABLE quotes ADD COLUMN venue VARCHAR(8) NULL")
+        .await;
+    db.exec("UPDATE quotes SET venue = 'XNAS' WHERE id % 3 = 0")
+        .await;
+    db.exec("UPDATE ticks SET px = px + 1, note = 'changed' WHERE id = 1")
+        .await;
+    db.exec("DELETE FROM ticks WHERE id = 2").await;
+    db.exec("UPDATE ticks SET id = 30 WHERE id = 3").await;
+    // a TRUNCATE (its record has no key, so it lands in either partition) between changes in both
+    db.exec("UPDATE marks SET v = 'old' WHERE id < 10").await;
+    db.exec("TRUNCATE TABLE marks").await;
+    db.exec("INSERT INTO marks SELECT seq, CONCAT('n', seq) FROM seq_5_to_15")
+        .await;
+    wait_for_lake(&config, &quotes, "venue = 'XNAS'", 90).await;
+    stop_writer.store(true, Ordering::Relaxed);
+    assert!(w.await.unwrap() > 0, "the writer wrote");
+    catch_up_quotes(&config, &db, 90).await;
+    let ticks = |id| format!("INSERT INTO ticks (id) VALUES ({id})");
+    catch_up_table(&config, &db, "ticks", ticks, 90).await;
+    let marks = |id| format!("INSERT INTO marks (id) VALUES ({id})");
+    catch_up_table(&config, &db, "marks", marks, 90).await;
+    assert_lake_equals_source(&config, &db.name, "quotes").await;
+    assert_lake_equals_source(&config, &db.name, "ticks").await;
+    assert_lake_equals_source(&config, &db.name, "marks").await;
+    sink.cancel();
+    tokio::time::timeout(Duration::from_secs(30), sunk)
+        .await
+        .expect("the sink drains within 30 s")
+        .unwrap()
+        .expect("the sink ends cleanly");
+    stop(publisher, published).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sinks_in_one_group_one_killed_leave_the_lake_equal() {
+    let db = TestDb::new("ksink_kill").await;
+    create_quotes(&db, 300).await;
+    let prefix = unique_prefix("sinkkill");
+    let (config, path) = sink_config(&db, &prefix, "");
+    let (publisher, published) = start_publisher(config.clone()).await;
+    let spawn_sink = || {
+        std::process::Command::new(binary())
+            .arg("sink")
+            .arg("--config")
+            .arg(&path)
+            .env("BINLAKE_LOG", "warn")
+            .spawn()
+            .unwrap()
+    };
+    let mut a = spawn_sink();
+    let mut b = spawn_sink();
+    let quotes = format!("{}.quotes", db.name);
+    wait_for_lake(&config, &quotes, "id = 300", 90).await;
+    let stop_writer = Arc::new(AtomicBool::new(false));
+    let w = tokio::spawn(writer(db.name.clone(), stop_writer.clone(), 300));
+    for round in 0..2 {
+        // kill one member while changes flow; the other takes its partitions over from Delta's offsets
+        let floor = 300 + 150 * (round + 1);
+        wait_for_lake(&config, &quotes, &format!("id > {floor}"), 90).await;
+        assert_alive(&mut a, "before the kill");
+        assert_alive(&mut b, "before the kill");
+        a.kill().unwrap(); // SIGKILL
+        a.wait().unwrap();
+        wait_for_lake(&config, &quotes, &format!("id > {}", floor + 100), 90).await;
+        a = spawn_sink();
+    }
+    stop_writer.store(true, Ordering::Relaxed);
+    w.await.unwrap();
+    catch_up_quotes(&config, &db, 120).await;
+    assert_alive(&mut a, "at the end");
+    assert_alive(&mut b, "at the end");
+    assert!(signal_and_wait(&mut a, 15).success(), "graceful stop");
+    assert!(signal_and_wait(&mut b, 15).success(), "graceful stop");
+    // equal row sets: a key written twice would be an extra row
+    assert_lake_equals_source(&config, &db.name, "quotes").await;
+    stop(publisher, published).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_record_goes_to_the_dead_letter_topic() {
+    let db = TestDb::new("ksink_dlq").await;
+    create_quotes(&db, 50).await;
+    let prefix = unique_prefix("sinkdlq");
+    let (config, _) = sink_config(&db, &prefix, "");
+    let (publisher, published) = start_publisher(config.clone()).await;
+    let topic = format!("{prefix}.{}.quotes", db.name);
+    let quotes = format!("{}.quotes", db.name);
+    let (sink, sunk) = start_sink(config.clone());
+    wait_for_lake(&config, &quotes, "id = 50", 90).await;
+    // a record no binlake publisher wrote, in the middle of partition 0
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::to(&topic)
+                .partition(0)
+                .key("{\"id\":1}")
+                .payload("not a change event"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    catch_up_quotes(&config, &db, 90).await;
+    let dlq = read_topic(&format!("{prefix}.binlake.dlq")).await;
+    assert_eq!(dlq.len(), 1, "one dead letter");
+    let letter = &dlq[0];
+    assert_eq!(letter.value.as_deref(), Some(&b"not a change event"[..]));
+    assert_eq!(letter.headers["binlake.dlq.topic"], topic);
+    assert_eq!(letter.headers["binlake.dlq.partition"], "0");
+    assert!(
+        letter.headers["binlake.dlq.error"].contains("binlake.seq"),
+        "the error says what is wrong: {}",
+        letter.headers["binlake.dlq.error"]
+    );
+    assert_lake_equals_source(&config, &db.name, "quotes").await;
+    sink.cancel();
+    sunk.await.unwrap().expect("the sink ends cleanly");
+
+    // without a dead-letter topic the same record stops a sink (a new group into a new lake) for good
+    let strict_text = db.config_text("").replace(
+        &db.lake_root().display().to_string(),
+        &db.dir.path().join("strict-lake").display().to_string(),
+    ) + &kafka_section(
+        &prefix,
+        "[kafka.consumer]\ndlq = false\ngroup_id = \"strict\"\n",
+    );
+    let strict = Config::parse(&strict_text, Path::new("it.toml")).unwrap();
+    let (_cancel, strict_run) = start_sink(strict);
+    let err = tokio::time::timeout(Duration::from_secs(90), strict_run)
+        .await
+        .expect("the sink stops within 90 s")
+        .unwrap()
+        .expect_err("a definite error");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("{topic}[0]@")) && text.contains("binlake.seq"),
+        "the error names the record and the cause: {text}"
+    );
+    stop(publisher, published).await;
+}
