@@ -7,10 +7,11 @@ use prometheus::{
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::LazyLock;
 
-/// delta-kernel logs expected conditions (a table that does not exist yet) as errors; binlake reports
-/// the errors it gets back itself.
+/// delta-kernel logs expected conditions (a table that does not exist yet) as errors, and deltalake's
+/// commit path logs each commit conflict binlake then retries; binlake reports the errors it gets back
+/// itself.
 const DEFAULT_FILTER: &str =
-    "warn,binlake=info,buoyant_kernel=off,delta_kernel=off,deltalake_core=error";
+    "warn,binlake=info,buoyant_kernel=off,delta_kernel=off,deltalake_core=error,deltalake_core::kernel::transaction=off";
 
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
