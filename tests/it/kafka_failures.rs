@@ -148,14 +148,17 @@ async fn sigkill_while_publishing_loses_nothing() {
     let w = tokio::spawn(writer(db.name.clone(), stop.clone(), 300));
     for i in 0..3 {
         let mut child = spawn_binlake(&config, &[]);
-        // kill once this process has published changes of its own (its own counter, past the snapshot's
-        // 300 rows and the schema record) while the writer keeps writing
+        // kill once this process has published binlog changes of its own (its own counters: changes
+        // handed to the producer minus its snapshot reads) while the writer keeps writing. A kill during
+        // the snapshot is a different case (see the README's open defects), so the snapshot — however
+        // many rows the writer added before binlake started — is behind each kill.
         let deadline = Instant::now() + Duration::from_secs(90);
-        let wanted = 400.0 + rand::random::<u64>() as f64 % 2000.0;
+        let wanted = 100.0 + rand::random::<u64>() as f64 % 2000.0;
         loop {
             assert_alive(&mut child, &format!("before kill {i}"));
             let changes = metric(port, "binlake_kafka_records_total{kind=\"change\"}").await;
-            if changes.is_some_and(|n| n > wanted) {
+            let snapshot_reads = metric_sum(port, "binlake_events_total{", "op=\"r\"").await;
+            if changes.is_some_and(|n| n - snapshot_reads > wanted) {
                 break;
             }
             assert!(
@@ -238,6 +241,17 @@ async fn metric(port: u16, name: &str) -> Option<f64> {
     body.lines()
         .find(|l| l.starts_with(name))
         .and_then(|l| l.split_whitespace().last()?.parse().ok())
+}
+
+/// The sum of every series of a labelled metric whose labels contain `label`.
+async fn metric_sum(port: u16, prefix: &str, label: &str) -> f64 {
+    let Some((_, body)) = crate::lake::http_get(port, "/metrics").await else {
+        return 0.0;
+    };
+    body.lines()
+        .filter(|l| l.starts_with(prefix) && l.contains(label))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum()
 }
 
 fn rss_mib(pid: u32) -> u64 {
