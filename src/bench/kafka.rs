@@ -176,8 +176,14 @@ async fn publish_latency(args: &BenchArgs, brokers: &str) -> anyhow::Result<()> 
                 let Ok(m) = m else { continue };
                 let now = chrono::Utc::now().timestamp_micros();
                 let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or_default())?;
-                let ts = v["after"]["ts"].as_str().unwrap_or_default();
-                let at = chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%d %H:%M:%S%.f")?
+                // the binlake encoding writes DATETIME as ISO 8601 (`T`, no zone)
+                let ts = v["after"]["ts"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .replace('T', " ");
+                let ts = ts.trim_end_matches('Z');
+                let at = chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%d %H:%M:%S%.f")
+                    .map_err(|e| anyhow::anyhow!("ts {ts:?}: {e}"))?
                     .and_utc()
                     .timestamp_micros();
                 latencies.push((now - at) / 1000);
