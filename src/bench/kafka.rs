@@ -82,30 +82,12 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         };
         let offsets = format!("{prefix}.binlake.offsets");
         seed_offsets(&brokers, &offsets, &checkpoint).await?;
-        let started = Instant::now();
-        let mut child = tokio::process::Command::new(std::env::current_exe()?)
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("BINLAKE_LOG", "error")
-            .kill_on_drop(true)
-            .spawn()?;
-        let mut peak = 0;
-        loop {
-            peak = peak.max(peak_rss_of(child.id()));
-            if let Some(status) = child.try_wait()? {
-                anyhow::bail!("binlake exited early: {status}");
-            }
-            if let Some(body) = metrics(port).await {
-                let sent = value(&body, "binlake_kafka_records_total{kind=\"change\"}");
-                let in_flight = value(&body, "binlake_kafka_in_flight_records");
-                if sent >= rows as f64 && in_flight == 0.0 {
-                    break;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let secs = started.elapsed().as_secs_f64();
-        child.kill().await.ok();
+        let (secs, peak) = time_process("run", &config, port, |body| {
+            let sent = value(body, "binlake_kafka_records_total{kind=\"change\"}");
+            let in_flight = value(body, "binlake_kafka_in_flight_records");
+            sent >= rows as f64 && in_flight == 0.0
+        })
+        .await?;
         println!(
             "binlog → Kafka ({encoding} encoding, 3 partitions), 1,000-row transactions, process start to last \
              record acknowledged: {rows} events in {secs:.2} s = {:.0} events/s, peak RSS {peak} MiB",
@@ -230,16 +212,17 @@ async fn publish_latency(args: &BenchArgs, brokers: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// `binlake sink` over the topics just published, from process start until every row is in Delta.
-async fn sink(
+/// Runs `binlake <command> --config config` until its metrics on `port` satisfy `done`; returns the
+/// seconds from process start and the peak RSS in MiB, and kills the process.
+async fn time_process(
+    command: &str,
     config: &std::path::Path,
     port: u16,
-    rows: u64,
-    encoding: &str,
-) -> anyhow::Result<()> {
+    done: impl Fn(&str) -> bool,
+) -> anyhow::Result<(f64, u64)> {
     let started = Instant::now();
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["sink", "--config"])
+        .args([command, "--config"])
         .arg(config)
         .env("BINLAKE_LOG", "error")
         .kill_on_drop(true)
@@ -248,17 +231,29 @@ async fn sink(
     loop {
         peak = peak.max(peak_rss_of(child.id()));
         if let Some(status) = child.try_wait()? {
-            anyhow::bail!("binlake sink exited early: {status}");
+            anyhow::bail!("binlake {command} exited early: {status}");
         }
-        if let Some(body) = metrics(port).await {
-            if value(&body, "binlake_lake_rows_merged_total") >= rows as f64 {
-                break;
-            }
+        if metrics(port).await.is_some_and(|body| done(&body)) {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let secs = started.elapsed().as_secs_f64();
     child.kill().await.ok();
+    Ok((secs, peak))
+}
+
+/// `binlake sink` over the topics just published, from process start until every row is in Delta.
+async fn sink(
+    config: &std::path::Path,
+    port: u16,
+    rows: u64,
+    encoding: &str,
+) -> anyhow::Result<()> {
+    let (secs, peak) = time_process("sink", config, port, |body| {
+        value(body, "binlake_lake_rows_merged_total") >= rows as f64
+    })
+    .await?;
     println!(
         "Kafka → lake ({encoding} encoding, 3 partitions), `binlake sink` process start to the last row merged \
          into Delta: {rows} rows in {secs:.2} s = {:.0} rows/s, peak RSS {peak} MiB",

@@ -173,7 +173,8 @@ impl KafkaLake {
             }
         }
         if let Some(ev) = &apply {
-            if ev.schema.id() != table {
+            // compared field by field: this runs for every record
+            if ev.schema.database != table.database || ev.schema.table != table.table {
                 return Err(LakeError::Definite(format!(
                     "{}[{}]@{} holds a change of {} but the topic belongs to {table}; one topic must carry \
                      one table",
@@ -183,7 +184,7 @@ impl KafkaLake {
                     ev.schema.id()
                 )));
             }
-            self.tables.open(&ev.schema).await?;
+            // the table was opened when the partition was sought; newer schemas are applied at the commit
         }
         let rules = (
             self.tables
