@@ -40,7 +40,8 @@ pub async fn run(
 ) -> Result<(), PipelineError> {
     sink.watch_stop(cancel.clone());
     let start = sink.resume_point().await?;
-    let identity = StreamIdentity::new(&config.name, sink.resnapshot_hint());
+    let mut identity = StreamIdentity::new(&config.name, sink.resnapshot_hint());
+    identity.sink_keeps_unsaved_rows = sink.keeps_rows_past_checkpoint();
     let (tx, mut rx) = crate::channel::channel(
         CHANNEL_CAPACITY,
         (config.source.buffer_max_mb as usize) << 20,

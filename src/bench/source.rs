@@ -77,57 +77,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         load_started.elapsed().as_secs_f64()
     );
 
-    let filter = TableFilter::from_patterns(&cfg.include, &[], &[]);
-    let collations = load_collations(&mut conn).await?;
-    let tables: Vec<CapturedTable> = load_tables(&mut conn, &filter, &cfg.keys, None)
-        .await?
-        .into_values()
-        .map(|s| CapturedTable::new(s, &filter))
-        .collect::<Result<_, _>>()?;
-
-    // Binlog: stream from `start` until `end`, decoding every row.
-    let opts = DecoderOptions {
-        filter: filter.clone(),
-        keys: Default::default(),
-        collations,
-        allow_anonymous_columns: false,
-        max_prepared_xa_bytes: usize::MAX,
-    };
-    let cp = Checkpoint {
-        next_seq: 1,
-        position: start.clone(),
-        gtid: None,
-        snapshot: None,
-        xa: None,
-    };
-    let mut decoder = BinlogDecoder::new(opts, &cp, true, tables.clone());
-    let mut stream_conn = connect(&cfg).await?;
-    stream_conn
-        .query_drop("SET @mariadb_slave_capability = 4")
-        .await?;
-    let request = BinlogStreamRequest::new(cfg.server_id)
-        .with_filename(start.file.as_bytes())
-        .with_pos(start.pos);
-    let mut stream = stream_conn.get_binlog_stream(request).await?;
-    let mut json = StdoutSink::new(std::io::sink(), "bench", None);
-    let mut out = Vec::new();
-    let mut events = 0u64;
-    let t0 = Instant::now();
-    while let Some(ev) = stream.next().await {
-        decoder.handle(&ev?, &mut out, &mut NoLookup).await?;
-        for msg in out.drain(..) {
-            if let SourceMessage::Change(_) = msg {
-                events += 1;
-                if args.with_json {
-                    json.write(&msg)?;
-                }
-            }
-        }
-        if decoder.position() >= end && !decoder.in_transaction() {
-            break;
-        }
-    }
-    let stream_secs = t0.elapsed().as_secs_f64();
+    let (events, stream_secs) =
+        stream_in_process(&cfg, &mut conn, &start, &end, args.with_json).await?;
     println!(
         "binlog stream: {events} events in {stream_secs:.2} s = {:.0} events/s{}",
         events as f64 / stream_secs,
@@ -137,6 +88,12 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             " (decoded to change events)"
         }
     );
+    let filter = TableFilter::from_patterns(&cfg.include, &[], &[]);
+    let tables: Vec<CapturedTable> = load_tables(&mut conn, &filter, &cfg.keys, None)
+        .await?
+        .into_values()
+        .map(|s| CapturedTable::new(s, &filter))
+        .collect::<Result<_, _>>()?;
 
     // Snapshot: every row through the chunked snapshot reader.
     let (tx, mut rx) = crate::channel::channel(crate::pipeline::CHANNEL_CAPACITY, 64 << 20);
@@ -167,6 +124,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         &mut cp,
         &tx,
         &CancellationToken::new(),
+        false,
     )
     .await?;
     drop(tx);
@@ -179,6 +137,66 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     println!("peak resident memory: {} MiB (transactions of {batch} rows streamed through bounded channels)", peak_rss_mib());
     conn.query_drop("DROP DATABASE binlake_bench").await?;
     Ok(())
+}
+
+/// Decodes the binlog from `start` to `end` in this process (and renders each event as the stdout sink's
+/// JSON line into a sink that discards it, with `with_json`); returns (events, seconds).
+pub async fn stream_in_process(
+    cfg: &SourceConfig,
+    conn: &mut mysql_async::Conn,
+    start: &BinlogPosition,
+    end: &BinlogPosition,
+    with_json: bool,
+) -> anyhow::Result<(u64, f64)> {
+    let filter = TableFilter::from_patterns(&cfg.include, &[], &[]);
+    let collations = load_collations(conn).await?;
+    let tables: Vec<CapturedTable> = load_tables(conn, &filter, &cfg.keys, None)
+        .await?
+        .into_values()
+        .map(|s| CapturedTable::new(s, &filter))
+        .collect::<Result<_, _>>()?;
+    let opts = DecoderOptions {
+        filter: filter.clone(),
+        keys: Default::default(),
+        collations,
+        allow_anonymous_columns: false,
+        max_prepared_xa_bytes: usize::MAX,
+    };
+    let cp = Checkpoint {
+        next_seq: 1,
+        position: start.clone(),
+        gtid: None,
+        snapshot: None,
+        xa: None,
+    };
+    let mut decoder = BinlogDecoder::new(opts, &cp, true, tables);
+    let mut stream_conn = connect(cfg).await?;
+    stream_conn
+        .query_drop("SET @mariadb_slave_capability = 4")
+        .await?;
+    let request = BinlogStreamRequest::new(cfg.server_id)
+        .with_filename(start.file.as_bytes())
+        .with_pos(start.pos);
+    let mut stream = stream_conn.get_binlog_stream(request).await?;
+    let mut json = StdoutSink::new(std::io::sink(), "bench", None);
+    let mut out = Vec::new();
+    let mut events = 0u64;
+    let t0 = Instant::now();
+    while let Some(ev) = stream.next().await {
+        decoder.handle(&ev?, &mut out, &mut NoLookup).await?;
+        for msg in out.drain(..) {
+            if let SourceMessage::Change(_) = msg {
+                events += 1;
+                if with_json {
+                    json.write(&msg)?;
+                }
+            }
+        }
+        if decoder.position() >= *end && !decoder.in_transaction() {
+            break;
+        }
+    }
+    Ok((events, t0.elapsed().as_secs_f64()))
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`).

@@ -43,4 +43,10 @@ pub trait Sink: Send {
     fn resnapshot_hint(&self) -> String;
     /// The stop request the pipeline runs under: once it fires, retries must fit the drain budget.
     fn watch_stop(&mut self, _stop: CancellationToken) {}
+    /// Whether rows handed over after the last stored checkpoint stay visible after a crash, where a
+    /// restart's events under the same `_seq`s cannot replace them (records on a topic). The lake commits
+    /// rows with their checkpoint; stdout readers keep the last value per `_seq`.
+    fn keeps_rows_past_checkpoint(&self) -> bool {
+        false
+    }
 }

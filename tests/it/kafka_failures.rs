@@ -1,6 +1,7 @@
-//! The publisher under failure: SIGKILL at moments while it streams under a steady writer, and a broker
-//! frozen (SIGSTOP) for 30 s under load. After both, the topic rebuilds to MariaDB's table; a change may
-//! appear twice only as the same change with the same `binlake.seq`; `_seq` has no gap.
+//! The publisher under failure: SIGKILL at moments while it streams under a steady writer, SIGKILL during
+//! the snapshot, and a broker frozen (SIGSTOP) for 30 s under load with a `binlake sink` reading it. After
+//! each, the topic rebuilds to MariaDB's table (and the lake equals it); a binlog change may appear twice
+//! only as the same change with the same `binlake.seq`; `_seq` has no gap past the snapshot.
 
 use crate::common::*;
 use crate::kafka::{
@@ -186,6 +187,72 @@ async fn sigkill_while_publishing_loses_nothing() {
     assert_rebuilds_to(&records, &mariadb_rows(&db.name).await);
 }
 
+/// A publisher SIGKILLed in the middle of the snapshot, with rows deleted and updated before it restarts:
+/// rows it published past its last stored chunk stay on the topic, and the restarted snapshot reads a later
+/// state of that key range. The topic read in order (as a Debezium consumer would) and the lake behind
+/// `binlake sink` (which keeps the higher `_seq` per key) both equal MariaDB: no phantom of a deleted row,
+/// no stale value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_the_snapshot_leaves_no_phantom_rows() {
+    const ROWS: u64 = 60_000;
+    let db = TestDb::new("kafka_killsnap").await;
+    create_quotes(&db, ROWS).await;
+    let prefix = unique_prefix("killsnap");
+    let topic = format!("{prefix}.{}.quotes", db.name);
+    let port = free_port();
+    let partitions = crate::kafka_sink::PARTITIONS;
+    let config = config_file(
+        &db,
+        &prefix,
+        &brokers(),
+        port,
+        &format!("[kafka.topics]\npartitions = {partitions}\n"),
+    );
+    // small chunks, each stored before the next goes out: the snapshot takes seconds
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[state]\n",
+        "[source.snapshot]\nchunk_size = 200\n[state]\n",
+    );
+    std::fs::write(&config, &text).unwrap();
+    let mut child = spawn_binlake(&config, &[]);
+    let wanted = 2_000.0 + (rand::random::<u64>() % 20_000) as f64;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while metric_sum(port, "binlake_events_total{", "op=\"r\"").await < wanted {
+        assert_alive(&mut child, "before the kill");
+        assert!(
+            Instant::now() < deadline,
+            "the snapshot did not start within 90 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let reads = read_topic(&topic)
+        .await
+        .iter()
+        .filter(|r| r.value_json().is_some_and(|v| v["op"] == "r"))
+        .count() as u64;
+    assert!(
+        reads > 0 && reads < ROWS,
+        "the kill landed during the snapshot: {reads} of {ROWS} rows published"
+    );
+    db.exec("DELETE FROM quotes WHERE id % 3 = 0").await;
+    db.exec("UPDATE quotes SET qty = qty + 7 WHERE id % 3 = 1")
+        .await;
+
+    let mut child = spawn_binlake(&config, &[]);
+    let lake_config =
+        binlake::config::Config::parse(&text, std::path::Path::new("it.toml")).unwrap();
+    let (sink, sunk) = crate::kafka_sink::start_sink(lake_config.clone());
+    crate::kafka_sink::catch_up_quotes(&lake_config, &db, 180).await;
+    sink.cancel();
+    sunk.await.unwrap().unwrap();
+    assert_alive(&mut child, "after the restart");
+    assert!(signal_and_wait(&mut child, 15).success(), "graceful stop");
+    assert_rebuilds_to(&read_topic(&topic).await, &mariadb_rows(&db.name).await);
+    crate::lake::assert_lake_equals_source(&lake_config, &db.name, "quotes").await;
+}
+
 /// The topic rebuilt equals MariaDB; if not, the failure shows each differing key's records.
 fn assert_rebuilds_to(records: &[Record], expected: &BTreeMap<u64, (String, String, i64)>) {
     let got = rebuild(records);
@@ -267,6 +334,7 @@ fn rss_mib(pid: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_broker_holds_the_binlog_reader_back_and_nothing_is_lost() {
+    let partitions = crate::kafka_sink::PARTITIONS;
     let db = TestDb::new("kafka_freeze").await;
     create_quotes(&db, 100).await;
     let prefix = unique_prefix("freeze");
@@ -278,7 +346,9 @@ async fn a_frozen_broker_holds_the_binlog_reader_back_and_nothing_is_lost() {
         &prefix,
         &env("BINLAKE_TEST_AUX_KAFKA_BROKERS"),
         port,
-        "[kafka.producer]\nbuffer_max_mb = 1\n",
+        &format!(
+            "[kafka.producer]\nbuffer_max_mb = 1\n[kafka.topics]\npartitions = {partitions}\n"
+        ),
     );
     std::fs::write(
         &config,
@@ -295,16 +365,32 @@ async fn a_frozen_broker_holds_the_binlog_reader_back_and_nothing_is_lost() {
     let aux = env("BINLAKE_TEST_AUX_KAFKA_BROKERS");
     let mut child = spawn_binlake(&config, &[]);
     wait_records_at(&aux, &topic, 60, |rs| rs.len() >= 100).await;
+    // the Kafka → lake sink reads the same broker, as its own process with its own metrics port
+    let sink_text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("listen = \"127.0.0.1:{port}\""),
+        &format!("listen = \"127.0.0.1:{}\"", free_port()),
+    );
+    let sink_config = db.dir.path().join("sink.toml");
+    std::fs::write(&sink_config, &sink_text).unwrap();
+    let mut sink = std::process::Command::new(binary())
+        .args(["sink", "--config"])
+        .arg(&sink_config)
+        .env("BINLAKE_LOG", "warn")
+        .spawn()
+        .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let w = tokio::spawn(writer(db.name.clone(), stop.clone(), 100));
     let mut peak_rss = 0;
+    let mut sink_peak_rss = 0;
     {
         assert_eq!(unsafe { libc_kill(pid, 19) }, 0, "SIGSTOP the broker");
         let _frozen = Frozen(pid);
         let frozen_at = Instant::now();
         while frozen_at.elapsed() < Duration::from_secs(30) {
             assert_alive(&mut child, "while the broker is frozen");
+            assert_alive(&mut sink, "the sink, while the broker is frozen");
             peak_rss = peak_rss.max(rss_mib(child.id()));
+            sink_peak_rss = sink_peak_rss.max(rss_mib(sink.id()));
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         let waits = metric(port, "binlake_kafka_queue_full_total")
@@ -331,12 +417,26 @@ async fn a_frozen_broker_holds_the_binlog_reader_back_and_nothing_is_lost() {
         &mut child,
         "after the broker resumed: it recovered without a restart",
     );
+    // the sink recovered too: one fresh key per partition reaches the lake, so everything before it did
+    let lake_config =
+        binlake::config::Config::parse(&sink_text, std::path::Path::new("it.toml")).unwrap();
+    crate::kafka_sink::catch_up_quotes(&lake_config, &db, 120).await;
+    assert_alive(&mut sink, "the sink, after the broker resumed");
     assert!(signal_and_wait(&mut child, 15).success(), "graceful stop");
+    assert!(
+        signal_and_wait(&mut sink, 15).success(),
+        "graceful stop of the sink"
+    );
     assert!(
         peak_rss < 400,
         "memory stayed bounded while the broker was frozen: {peak_rss} MiB"
     );
+    assert!(
+        sink_peak_rss < 600,
+        "the sink's memory stayed bounded while the broker was frozen: {sink_peak_rss} MiB"
+    );
     let records = read_topic_at(&aux, &topic).await;
     assert_duplicates_are_identical_and_no_gap(&records);
     assert_rebuilds_to(&records, &mariadb_rows(&db.name).await);
+    crate::lake::assert_lake_equals_source(&lake_config, &db.name, "quotes").await;
 }

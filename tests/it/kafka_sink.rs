@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-const PARTITIONS: i32 = 2;
+pub const PARTITIONS: i32 = 2;
 
 fn sink_config(db: &TestDb, prefix: &str, extra: &str) -> (Config, PathBuf) {
     let text = db.config_text("")
@@ -31,7 +31,7 @@ fn sink_config(db: &TestDb, prefix: &str, extra: &str) -> (Config, PathBuf) {
     (Config::parse(&text, Path::new("it.toml")).unwrap(), path)
 }
 
-fn start_sink(
+pub fn start_sink(
     config: Config,
 ) -> (
     CancellationToken,
@@ -82,7 +82,7 @@ async fn wait_for_any(config: &Config, table: &str, cond: &str, secs: u64) {
     wait_for_lake(config, table, &one, secs).await;
 }
 
-async fn catch_up_quotes(config: &Config, db: &TestDb, secs: u64) {
+pub async fn catch_up_quotes(config: &Config, db: &TestDb, secs: u64) {
     let insert =
         |id| format!("INSERT INTO quotes (id, symbol, bid, qty) VALUES ({id}, 'END', 0, 0)");
     catch_up_table(config, db, "quotes", insert, secs).await;

@@ -665,6 +665,10 @@ impl super::Sink for KafkaSink {
     fn watch_stop(&mut self, stop: CancellationToken) {
         self.publisher.stop = stop;
     }
+
+    fn keeps_rows_past_checkpoint(&self) -> bool {
+        true // a record on a topic cannot be taken back
+    }
 }
 
 impl Drop for KafkaSink {

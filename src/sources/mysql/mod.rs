@@ -178,6 +178,9 @@ pub struct StreamIdentity {
     pub report_host: String,
     /// How to start over with a fresh snapshot, for the sink that keeps the progress.
     pub resnapshot: String,
+    /// The sink keeps rows handed over past its stored checkpoint (Kafka), so a snapshot interrupted
+    /// mid-chunk leaves rows out there that a later session must supersede.
+    pub sink_keeps_unsaved_rows: bool,
 }
 
 impl StreamIdentity {
@@ -185,6 +188,7 @@ impl StreamIdentity {
         StreamIdentity {
             report_host: report_host(connector),
             resnapshot: resnapshot.into(),
+            sink_keeps_unsaved_rows: false,
         }
     }
 }

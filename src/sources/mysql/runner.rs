@@ -99,7 +99,18 @@ pub async fn run_source(
     let mut backoff =
         crate::retry::Backoff::reconnect(std::time::Duration::from_secs(src.max_backoff_secs));
     while checkpoint.snapshot.as_ref().is_some_and(|s| !s.complete) {
-        match run_snapshot(src, &filter, &info, &ids, &mut checkpoint, &tx, &cancel).await {
+        match run_snapshot(
+            src,
+            &filter,
+            &info,
+            &ids,
+            &mut checkpoint,
+            &tx,
+            &cancel,
+            identity.sink_keeps_unsaved_rows,
+        )
+        .await
+        {
             Ok(true) => {}
             Ok(false) => return Ok(()),
             // resumes after the last chunk handed downstream, in a new snapshot session

@@ -199,8 +199,32 @@ fn snapshot_error(e: mysql_async::Error) -> SourceError {
     }
 }
 
+/// Records a chunk of `id` read at `position` up to `upper` (`None`: the table is finished). With
+/// `reserve`, the `_seq`s the next chunk may hand out before its checkpoint is stored are reserved.
+fn record_chunk(
+    checkpoint: &mut Checkpoint,
+    id: &TableId,
+    upper: Option<Vec<Value>>,
+    position: &BinlogPosition,
+    reserve: Option<u64>,
+) {
+    let next_seq = checkpoint.next_seq;
+    let snapshot = checkpoint.snapshot.as_mut().expect("snapshot progress");
+    snapshot
+        .tables
+        .entry(id.clone())
+        .or_default()
+        .record_chunk(upper, position);
+    if let Some(rows) = reserve {
+        // one chunk of rows plus the TRUNCATE a restarted table may emit
+        snapshot.reserved_seq = next_seq + rows + 1;
+    }
+}
+
 /// Runs (or resumes) the snapshot, updating `checkpoint` as chunks are handed downstream. Returns false
-/// when cancelled before it finished.
+/// when cancelled before it finished. `replay_unsaved`: the sink keeps rows handed over past its stored
+/// checkpoint (see [`SnapshotProgress::opened`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn run_snapshot(
     cfg: &SourceConfig,
     filter: &TableFilter,
@@ -209,6 +233,7 @@ pub async fn run_snapshot(
     checkpoint: &mut Checkpoint,
     tx: &MessageSender,
     cancel: &CancellationToken,
+    replay_unsaved: bool,
 ) -> Result<bool, SourceError> {
     let mut conn = connect(cfg).await?;
     // rows are read as the sink takes them: a slow sink must not make the server give up on the result
@@ -218,9 +243,27 @@ pub async fn run_snapshot(
     let progress = checkpoint
         .snapshot
         .get_or_insert_with(SnapshotProgress::default);
-    if progress.tables.values().all(|t| t.segments.is_empty()) {
+    let earlier = progress.first_position().cloned();
+    let reserved = progress.reserved_seq;
+    if earlier.is_none() {
         checkpoint.position = position.clone();
         checkpoint.gtid = gtid;
+    }
+    let reserve = replay_unsaved.then_some(cfg.snapshot.chunk_size as u64);
+    if let Some(rows) = reserve {
+        // Stored before the first row goes out: a restart then streams from this session's position and
+        // starts its `_seq`s past anything this session may hand out before its next stored checkpoint.
+        let snapshot = checkpoint.snapshot.as_mut().expect("snapshot progress");
+        snapshot.opened = Some(earlier.unwrap_or_else(|| position.clone()));
+        checkpoint.next_seq = checkpoint.next_seq.max(reserved);
+        checkpoint
+            .snapshot
+            .as_mut()
+            .expect("snapshot progress")
+            .reserved_seq = checkpoint.next_seq + rows + 1;
+        tx.send(SourceMessage::Checkpoint(checkpoint.clone()))
+            .await
+            .map_err(|_| SourceError::DownstreamClosed)?;
     }
     tracing::info!(position = %position, tables = tables.len(), "snapshot session opened");
     let ts_ms = std::time::SystemTime::now()
@@ -261,14 +304,7 @@ pub async fn run_snapshot(
             .remove(id)
         else {
             tracing::warn!(table = %id, "table is gone; nothing to snapshot");
-            checkpoint
-                .snapshot
-                .as_mut()
-                .unwrap()
-                .tables
-                .entry(id.clone())
-                .or_default()
-                .record_chunk(None, &position);
+            record_chunk(checkpoint, id, None, &position, reserve);
             continue;
         };
         let table = CapturedTable::new(schema, filter)?;
@@ -387,14 +423,7 @@ pub async fn run_snapshot(
                 if bytes >= chunk_max_bytes {
                     send_all(std::mem::take(&mut rows_out)).await?;
                     checkpoint.next_seq = seq;
-                    checkpoint
-                        .snapshot
-                        .as_mut()
-                        .unwrap()
-                        .tables
-                        .get_mut(id)
-                        .unwrap()
-                        .record_chunk(last_key.clone(), &position);
+                    record_chunk(checkpoint, id, last_key.clone(), &position, reserve);
                     send(SourceMessage::Checkpoint(checkpoint.clone())).await?;
                     bytes = 0;
                 }
@@ -404,14 +433,7 @@ pub async fn run_snapshot(
             checkpoint.next_seq = seq;
             let upper = if n < chunk { None } else { last_key };
             let finished = upper.is_none();
-            checkpoint
-                .snapshot
-                .as_mut()
-                .unwrap()
-                .tables
-                .get_mut(id)
-                .unwrap()
-                .record_chunk(upper, &position);
+            record_chunk(checkpoint, id, upper, &position, reserve);
             send(SourceMessage::Checkpoint(checkpoint.clone())).await?;
             if finished {
                 tracing::info!(table = %id, "table snapshot complete");

@@ -158,10 +158,10 @@ impl BinlogDecoder {
         after: Option<Row>,
         position: &BinlogPosition,
     ) -> Result<Option<(Op, Option<Row>, Option<Row>)>, SourceError> {
-        let Some(progress) = self
+        let Some((snapshot, progress)) = self
             .snapshot
             .as_ref()
-            .and_then(|s| s.tables.get(&table.full.id()))
+            .and_then(|s| Some((s, s.tables.get(&table.full.id())?)))
         else {
             return Ok(Some((op, before, after)));
         };
@@ -169,7 +169,7 @@ impl BinlogDecoder {
         let covered = |row: &Option<Row>| -> Result<bool, SourceError> {
             let Some(row) = row else { return Ok(false) };
             let key = schema.key_of(row);
-            match progress.position_for(&key) {
+            match snapshot.covered_through(progress, &key) {
                 Some(p) => Ok(position <= p),
                 None => Err(SourceError::Decode {
                     table: schema.id(),
@@ -188,11 +188,20 @@ impl BinlogDecoder {
     }
 
     pub(super) fn truncate_suppressed(&self, id: &TableId) -> Result<bool, SourceError> {
-        let Some(progress) = self.snapshot.as_ref().and_then(|s| s.tables.get(id)) else {
+        let Some(snapshot) = self.snapshot.as_ref() else {
+            return Ok(false);
+        };
+        let Some(progress) = snapshot.tables.get(id) else {
             return Ok(false);
         };
         let pos = self.position();
-        let first = progress.segments.iter().map(|s| &s.position).min();
+        // rows of an interrupted session (read at `opened`) may be out there too
+        let first = progress
+            .segments
+            .iter()
+            .map(|s| &s.position)
+            .chain(snapshot.opened.as_ref())
+            .min();
         let last = progress.segments.iter().map(|s| &s.position).max();
         match (first, last) {
             (Some(f), _) if pos <= *f => Ok(true),
