@@ -44,7 +44,9 @@ pub async fn run(config: &Config, cancel: CancellationToken) -> Result<(), Inges
     lake.watch_stop(cancel.clone());
     crate::observe::READY.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut tick = tokio::time::interval(TICK);
-    let mut backoff = Backoff::transient();
+    // a broker or store outage is waited out, however long, as the source waits out its server
+    let retry = || Backoff::reconnect(Duration::from_secs(30));
+    let mut backoff = retry();
     let result = loop {
         let step = tokio::select! {
             _ = cancel.cancelled() => break Ok(()),
@@ -69,11 +71,14 @@ pub async fn run(config: &Config, cancel: CancellationToken) -> Result<(), Inges
             }.await,
         };
         match step {
-            Ok(()) => backoff = Backoff::transient(),
+            Ok(()) => backoff = retry(),
             Err(e) if is_transient(&e) => match backoff.next_delay() {
                 Some(wait) => {
                     tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "kafka sink; retrying");
-                    tokio::time::sleep(wait).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = cancel.cancelled() => break Ok(()),
+                    }
                 }
                 None => break Err(e),
             },
@@ -108,24 +113,39 @@ async fn rebalance(consumer: &mut ChangeConsumer, lake: &mut KafkaLake) -> Resul
     if revoked {
         lake.forget_partitions();
     }
-    for (topic, partition) in assigned {
-        let topic: Arc<str> = Arc::from(topic);
-        let schema = if consumer.is_bookkeeping(&topic) {
-            None
-        } else {
-            consumer.schemas.latest(&topic).await?
-        };
-        let Some(schema) = schema else {
-            // a bookkeeping topic, or a topic no schema record names: its records are skipped or
-            // dead-lettered, so the group's position is as good as any
-            consumer.start_where_committed(&topic, partition)?;
-            continue;
-        };
-        let in_delta = lake.position(&topic, partition, &schema).await?;
-        let at = in_delta.map_or(Offset::Beginning, |v| Offset::Offset(v + 1));
-        tracing::info!(topic = %topic, partition, offset = ?at, "reading from the position Delta holds");
-        consumer.start_at(&topic, partition, at).await?;
+    for (i, (topic, partition)) in assigned.iter().enumerate() {
+        if let Err(e) = start_partition(consumer, lake, topic, *partition).await {
+            // a transient error (the broker away): these partitions are started on the next attempt
+            consumer.requeue_assigned(assigned[i..].to_vec());
+            return Err(e);
+        }
     }
+    Ok(())
+}
+
+/// Seeks one newly assigned partition to the offset after the one Delta holds, and resumes it.
+async fn start_partition(
+    consumer: &mut ChangeConsumer,
+    lake: &mut KafkaLake,
+    topic: &str,
+    partition: i32,
+) -> Result<(), IngestError> {
+    let topic: Arc<str> = Arc::from(topic);
+    let schema = if consumer.is_bookkeeping(&topic) {
+        None
+    } else {
+        consumer.schemas.latest(&topic).await?
+    };
+    let Some(schema) = schema else {
+        // a bookkeeping topic, or a topic no schema record names: its records are skipped or
+        // dead-lettered, so the group's position is as good as any
+        consumer.start_where_committed(&topic, partition)?;
+        return Ok(());
+    };
+    let in_delta = lake.position(&topic, partition, &schema).await?;
+    let at = in_delta.map_or(Offset::Beginning, |v| Offset::Offset(v + 1));
+    tracing::info!(topic = %topic, partition, offset = ?at, "reading from the position Delta holds");
+    consumer.start_at(&topic, partition, at).await?;
     Ok(())
 }
 

@@ -83,6 +83,17 @@ impl Bench {
         config: &Path,
         until: &BinlogPosition,
     ) -> anyhow::Result<Delivered> {
+        self.to_lake_when(name, config, |cp| cp.position >= *until)
+            .await
+    }
+
+    /// Process start to the first resume marker past the snapshot that satisfies `done`.
+    async fn to_lake_when(
+        &self,
+        name: &str,
+        config: &Path,
+        done: impl Fn(&Checkpoint) -> bool,
+    ) -> anyhow::Result<Delivered> {
         let marker = self
             .dir
             .join(name)
@@ -98,7 +109,7 @@ impl Bench {
             }
             if let Ok(text) = std::fs::read_to_string(&marker) {
                 if let Ok(cp) = serde_json::from_str::<Checkpoint>(&text) {
-                    if cp.snapshot.as_ref().is_none_or(|s| s.complete) && cp.position >= *until {
+                    if cp.snapshot.as_ref().is_none_or(|s| s.complete) && done(&cp) {
                         break;
                     }
                 }
@@ -294,12 +305,13 @@ pub async fn memory(args: &BenchArgs) -> anyhow::Result<()> {
         .expect("binlog on");
     // one statement, one transaction
     conn.query_drop(quotes_from(1, args.big_tx_rows)).await?;
-    let end = current_position(&mut conn, &info)
-        .await?
-        .expect("binlog on");
     bench.resume_at("big_tx", true, &start)?;
     let c = bench.config("big_tx", "lake", "")?;
-    let d = bench.to_lake("big_tx", &c, &end).await?;
+    // by `_seq`, not position: a large transaction may rotate the binlog after it
+    let rows = args.big_tx_rows;
+    let d = bench
+        .to_lake_when("big_tx", &c, |cp| cp.next_seq > rows)
+        .await?;
     println!(
         "one transaction of {} rows → lake: {:.1} s, peak RSS {} MiB",
         args.big_tx_rows, d.secs, d.peak_rss_mib
@@ -331,12 +343,14 @@ pub async fn memory(args: &BenchArgs) -> anyhow::Result<()> {
         done += n;
     }
     tx.commit().await?;
-    let end = current_position(&mut conn, &info)
-        .await?
-        .expect("binlog on");
     bench.resume_at("wide_tx", true, &start)?;
     let c = bench.config("wide_tx", "lake", "")?;
-    let d = bench.to_lake("wide_tx", &c, &end).await?;
+    // a transaction this large rotates the binlog after it, so the server's position is in the next file:
+    // done once every row's `_seq` (1 … wide_rows) is committed
+    let rows = args.wide_rows;
+    let d = bench
+        .to_lake_when("wide_tx", &c, |cp| cp.next_seq > rows)
+        .await?;
     println!(
         "one transaction of {} rows of {kb} KiB ({} MiB) → lake: {:.1} s, peak RSS {} MiB",
         args.wide_rows,

@@ -205,6 +205,17 @@ impl ChangeConsumer {
         (r.revoked || !r.assigned.is_empty()).then(|| std::mem::take(&mut *r))
     }
 
+    /// Puts assigned partitions back whose start failed (a transient error): the next attempt starts
+    /// them, rather than leaving them paused for good.
+    pub fn requeue_assigned(&self, partitions: Vec<(String, i32)>) {
+        let mut r = self.consumer.context().rebalanced.lock().expect("state");
+        for p in partitions {
+            if !r.assigned.contains(&p) {
+                r.assigned.push(p);
+            }
+        }
+    }
+
     /// Starts fetching a paused partition at `offset`. Right after an assignment librdkafka may not have
     /// started the partition yet; the seek is retried for a few seconds before it counts as failed.
     pub async fn start_at(
