@@ -53,8 +53,13 @@ pub async fn run(config: &Config, cancel: CancellationToken) -> Result<(), Inges
             // only the receive is raced: reading the record (schema lookups, the DLQ) must not be cut off
             m = consumer.recv() => match m {
                 Ok(m) => async {
-                    // a rebalance happens inside the receive: settle it before the record counts
-                    rebalance(&mut consumer, &mut lake).await?;
+                    // A rebalance happens inside the receive: settle it before the record counts. A record
+                    // of a partition sought just now was fetched before the seek, which delivers it again
+                    // if it is still due; taken now, a later offset could go ahead of a gap.
+                    let sought = rebalance(&mut consumer, &mut lake).await?;
+                    if sought.iter().any(|(t, p)| t == rdkafka::Message::topic(&m) && *p == rdkafka::Message::partition(&m)) {
+                        return Ok(());
+                    }
                     let c = consumer.read(m).await?;
                     lake.accept(c).await?;
                     Ok(())
@@ -106,9 +111,13 @@ fn is_transient(e: &IngestError) -> bool {
 
 /// Applies the partition changes the consumer saw: a revocation drops what was buffered (the new owner
 /// reads it from Delta's position); an assigned partition is sought to the offset after Delta's.
-async fn rebalance(consumer: &mut ChangeConsumer, lake: &mut KafkaLake) -> Result<(), IngestError> {
+/// Returns the partitions sought.
+async fn rebalance(
+    consumer: &mut ChangeConsumer,
+    lake: &mut KafkaLake,
+) -> Result<Vec<(String, i32)>, IngestError> {
     let Some(Rebalanced { revoked, assigned }) = consumer.take_rebalance() else {
-        return Ok(());
+        return Ok(vec![]);
     };
     if revoked {
         lake.forget_partitions();
@@ -120,7 +129,7 @@ async fn rebalance(consumer: &mut ChangeConsumer, lake: &mut KafkaLake) -> Resul
             return Err(e);
         }
     }
-    Ok(())
+    Ok(assigned)
 }
 
 /// Seeks one newly assigned partition to the offset after the one Delta holds, and resumes it.
