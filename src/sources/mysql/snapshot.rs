@@ -452,6 +452,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_recorded_chunk_reserves_the_next_chunks_seqs() {
+        let id = TableId::new("d", "t");
+        let p1 = BinlogPosition::new("b.000001", 100);
+        let mut cp = Checkpoint {
+            next_seq: 501,
+            position: p1.clone(),
+            gtid: None,
+            snapshot: Some(SnapshotProgress::default()),
+            xa: None,
+        };
+        record_chunk(&mut cp, &id, Some(vec![Value::Int(500)]), &p1, Some(200));
+        let snap = cp.snapshot.as_ref().unwrap();
+        // the next chunk hands out at most 200 rows plus a TRUNCATE before its checkpoint is stored
+        assert_eq!(snap.reserved_seq, 702);
+        assert_eq!(snap.tables[&id].resume_key(), Some(&vec![Value::Int(500)]));
+        // without a reservation (the lake and stdout sinks) nothing is reserved
+        let mut direct = cp.clone();
+        direct.snapshot.as_mut().unwrap().reserved_seq = 0;
+        record_chunk(&mut direct, &id, None, &p1, None);
+        assert_eq!(direct.snapshot.as_ref().unwrap().reserved_seq, 0);
+        assert!(direct.snapshot.as_ref().unwrap().tables[&id].done);
+    }
+
+    #[test]
     fn composite_key_predicate() {
         let p = after_key_predicate(&["`a`".into(), "`b`".into()]);
         assert_eq!(p, "(`a` > ?) OR (`a` = ? AND `b` > ?)");
