@@ -397,6 +397,16 @@ pub fn spawn_binlake(config: &Path, args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// A `binlake sink` process (Kafka → lake) on `config`.
+pub fn spawn_binlake_sink(config: &Path) -> std::process::Child {
+    std::process::Command::new(binary())
+        .args(["sink", "--config"])
+        .arg(config)
+        .env("BINLAKE_LOG", "warn")
+        .spawn()
+        .unwrap()
+}
+
 /// Fails the test when the child has exited on its own.
 pub fn assert_alive(child: &mut std::process::Child, what: &str) {
     if let Some(status) = child.try_wait().unwrap() {

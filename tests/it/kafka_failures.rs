@@ -380,12 +380,7 @@ async fn a_frozen_broker_holds_the_binlog_reader_back_and_nothing_is_lost() {
     );
     let sink_config = db.dir.path().join("sink.toml");
     std::fs::write(&sink_config, &sink_text).unwrap();
-    let mut sink = std::process::Command::new(binary())
-        .args(["sink", "--config"])
-        .arg(&sink_config)
-        .env("BINLAKE_LOG", "warn")
-        .spawn()
-        .unwrap();
+    let mut sink = spawn_binlake_sink(&sink_config);
     let stop = Arc::new(AtomicBool::new(false));
     let w = tokio::spawn(writer(db.name.clone(), stop.clone(), 100));
     let mut peak_rss = 0;

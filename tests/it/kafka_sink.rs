@@ -161,15 +161,7 @@ async fn two_sinks_in_one_group_one_killed_leave_the_lake_equal() {
     let prefix = unique_prefix("sinkkill");
     let (config, path) = sink_config(&db, &prefix, "");
     let (publisher, published) = start_publisher(config.clone()).await;
-    let spawn_sink = || {
-        std::process::Command::new(binary())
-            .arg("sink")
-            .arg("--config")
-            .arg(&path)
-            .env("BINLAKE_LOG", "warn")
-            .spawn()
-            .unwrap()
-    };
+    let spawn_sink = || spawn_binlake_sink(&path);
     let mut a = spawn_sink();
     let mut b = spawn_sink();
     let quotes = format!("{}.quotes", db.name);

@@ -208,17 +208,28 @@ fn record_chunk(
     position: &BinlogPosition,
     reserve: Option<u64>,
 ) {
-    let next_seq = checkpoint.next_seq;
-    let snapshot = checkpoint.snapshot.as_mut().expect("snapshot progress");
-    snapshot
+    checkpoint
+        .snapshot
+        .as_mut()
+        .expect("snapshot progress")
         .tables
         .entry(id.clone())
         .or_default()
         .record_chunk(upper, position);
     if let Some(rows) = reserve {
-        // one chunk of rows plus the TRUNCATE a restarted table may emit
-        snapshot.reserved_seq = next_seq + rows + 1;
+        reserve_next_chunk(checkpoint, rows);
     }
+}
+
+/// Reserves the `_seq`s one chunk of `rows` may take from `next_seq` on, plus the TRUNCATE a restarted
+/// table may emit, for a restart to start after.
+fn reserve_next_chunk(checkpoint: &mut Checkpoint, rows: u64) {
+    let next_seq = checkpoint.next_seq;
+    checkpoint
+        .snapshot
+        .as_mut()
+        .expect("snapshot progress")
+        .reserved_seq = next_seq + rows + 1;
 }
 
 /// Runs (or resumes) the snapshot, updating `checkpoint` as chunks are handed downstream. Returns false
@@ -256,11 +267,7 @@ pub async fn run_snapshot(
         let snapshot = checkpoint.snapshot.as_mut().expect("snapshot progress");
         snapshot.opened = Some(earlier.unwrap_or_else(|| position.clone()));
         checkpoint.next_seq = checkpoint.next_seq.max(reserved);
-        checkpoint
-            .snapshot
-            .as_mut()
-            .expect("snapshot progress")
-            .reserved_seq = checkpoint.next_seq + rows + 1;
+        reserve_next_chunk(checkpoint, rows);
         tx.send(SourceMessage::Checkpoint(checkpoint.clone()))
             .await
             .map_err(|_| SourceError::DownstreamClosed)?;
