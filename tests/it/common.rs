@@ -33,14 +33,30 @@ async fn admin_at(url: &str) -> mysql_async::Conn {
 
 /// Test databases on the auxiliary server (the one tests may freeze) have names starting with this.
 pub const AUX_PREFIX: &str = "it_aux";
+/// Test databases on the server that takes a binlog file past 4 GiB (which every reader of that server
+/// would stream through) have names starting with this.
+pub const BIG_PREFIX: &str = "it_big";
+
+/// The environment variables naming (replication URL, admin URL) of the server that holds `db`.
+fn server_of(db: &str) -> (&'static str, &'static str) {
+    if db.starts_with(AUX_PREFIX) {
+        (
+            "BINLAKE_TEST_AUX_MYSQL_URL",
+            "BINLAKE_TEST_AUX_MYSQL_ADMIN_URL",
+        )
+    } else if db.starts_with(BIG_PREFIX) {
+        (
+            "BINLAKE_TEST_BIG_MYSQL_URL",
+            "BINLAKE_TEST_BIG_MYSQL_ADMIN_URL",
+        )
+    } else {
+        ("BINLAKE_MYSQL_URL", "BINLAKE_TEST_MYSQL_ADMIN_URL")
+    }
+}
 
 /// Root on the server that holds test database `db`.
 pub async fn admin_for(db: &str) -> mysql_async::Conn {
-    if db.starts_with(AUX_PREFIX) {
-        admin_at(&env("BINLAKE_TEST_AUX_MYSQL_ADMIN_URL")).await
-    } else {
-        admin().await
-    }
+    admin_at(&env(server_of(db).1)).await
 }
 
 /// A fresh database for one test, plus a state directory and a config capturing only that database.
@@ -59,6 +75,11 @@ impl TestDb {
         Self::named(format!("{AUX_PREFIX}_{prefix}_{}", rand::random::<u32>())).await
     }
 
+    /// A database on the server kept for binlog files past 4 GiB.
+    pub async fn on_big(prefix: &str) -> TestDb {
+        Self::named(format!("{BIG_PREFIX}_{prefix}_{}", rand::random::<u32>())).await
+    }
+
     async fn named(name: String) -> TestDb {
         admin_for(&name)
             .await
@@ -72,11 +93,7 @@ impl TestDb {
     }
 
     fn replication_url(&self) -> String {
-        if self.name.starts_with(AUX_PREFIX) {
-            env("BINLAKE_TEST_AUX_MYSQL_URL")
-        } else {
-            env("BINLAKE_MYSQL_URL")
-        }
+        env(server_of(&self.name).0)
     }
 
     pub fn config_text(&self, extra_source: &str) -> String {

@@ -1,5 +1,6 @@
 //! Integration tests against the real services from `scripts/services up` (one test binary).
 
+mod binlog_offsets;
 mod common;
 mod ddl;
 mod failures;

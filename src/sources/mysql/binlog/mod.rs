@@ -27,6 +27,29 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 const MARIADB_FL_STANDALONE: u8 = 1;
+/// The replication protocol (COM_BINLOG_DUMP, event headers) carries 4-byte file offsets: a transaction
+/// that ends past 4 GiB in its file has an end position no replica can ask for.
+const MAX_ADDRESSABLE: u64 = u32::MAX as u64;
+
+/// The true end offset of an event whose header holds it modulo 2^32. Events are far smaller than
+/// 4 GiB, so a header offset nearly 4 GiB below the previous end has wrapped; a small step back is taken
+/// as it is.
+fn unwrap_end(prev_end: u64, header_end: u32) -> u64 {
+    let end = (prev_end & !MAX_ADDRESSABLE) | header_end as u64;
+    if end + (1 << 31) < prev_end {
+        end + (1 << 32)
+    } else {
+        end
+    }
+}
+
+/// A transaction boundary a replication connection can start from, with the stream's state there.
+#[derive(Clone)]
+struct Boundary {
+    position: BinlogPosition,
+    next_seq: u64,
+    gtid: Option<String>,
+}
 const LOG_EVENT_ARTIFICIAL_F: u16 = 0x20;
 
 /// Binlog file names are printable ASCII; drops anything after the name (checksum bytes of early events).
@@ -87,6 +110,8 @@ pub struct BinlogDecoder {
     payload_end: Option<u64>,
     /// Last transaction boundary: where a reconnect resumes.
     committed: BinlogPosition,
+    /// Last boundary below 4 GiB in its file: where to resume when `committed` lies beyond.
+    addressable: Boundary,
     next_seq: u64,
     gtid_state: GtidState,
     tx: Tx,
@@ -121,6 +146,11 @@ impl BinlogDecoder {
             pos: start.position.pos,
             payload_end: None,
             committed: start.position.clone(),
+            addressable: Boundary {
+                position: start.position.clone(),
+                next_seq: start.xa.as_ref().map_or(start.next_seq, |x| x.resume_seq),
+                gtid: start.gtid.clone(),
+            },
             next_seq: start.xa.as_ref().map_or(start.next_seq, |x| x.resume_seq),
             gtid_state,
             tx: Tx::default(),
@@ -146,6 +176,14 @@ impl BinlogDecoder {
     /// Position a new connection resumes from; rows already emitted are skipped on the way.
     pub fn prepare_reconnect(&mut self) -> BinlogPosition {
         self.skip_until = self.last_rows_pos.clone().filter(|p| *p > self.committed);
+        if self.committed.pos > MAX_ADDRESSABLE {
+            // Start from the last addressable boundary and re-read up to the last rows emitted, taking the
+            // same `_seq`s again without emitting them.
+            let delivered = self.skip_until.take().unwrap_or(self.committed.clone());
+            self.replay_until = self.replay_until.take().max(Some(delivered));
+            self.next_seq = self.addressable.next_seq;
+            self.committed = self.addressable.position.clone();
+        }
         // an XA group cut off before its XA_PREPARE is read again from its start
         self.prepared.drop_incomplete();
         self.tx = Tx::default();
@@ -165,6 +203,25 @@ impl BinlogDecoder {
     }
 
     pub fn checkpoint(&self) -> Checkpoint {
+        let checkpoint = self.boundary_checkpoint();
+        if checkpoint.position.pos <= MAX_ADDRESSABLE {
+            return checkpoint;
+        }
+        // past 4 GiB: resume at the last boundary a replica can ask for and re-read, not re-emit, the rest
+        let a = &self.addressable;
+        Checkpoint {
+            next_seq: self.next_seq,
+            position: a.position.clone(),
+            gtid: a.gtid.clone(),
+            snapshot: self.snapshot.clone(),
+            xa: Some(XaReplay {
+                resume_seq: a.next_seq,
+                delivered: self.committed.clone(),
+            }),
+        }
+    }
+
+    fn boundary_checkpoint(&self) -> Checkpoint {
         match self.prepared.oldest() {
             // resume where the oldest prepared XA transaction's group starts, so its rows are read again
             Some(xa) => Checkpoint {
@@ -203,9 +260,14 @@ impl BinlogDecoder {
         let header = ev.header();
         let type_raw = header.event_type_raw();
         self.verify_checksum(ev)?;
-        let log_pos = header.log_pos() as u64;
         let inner =
             self.payload_end.is_some() && type_raw != EventType::TRANSACTION_PAYLOAD_EVENT as u8;
+        let log_pos = match header.log_pos() {
+            0 => 0, // artificial
+            // a format description opens every stream, whatever the position asked for
+            end if inner || type_raw == EventType::FORMAT_DESCRIPTION_EVENT as u8 => end as u64,
+            end => unwrap_end(self.pos, end),
+        };
         if !inner && log_pos > 0 && type_raw != EventType::HEARTBEAT_EVENT as u8 {
             self.pos = log_pos;
         }
@@ -226,6 +288,7 @@ impl BinlogDecoder {
                 self.pos = re.position();
                 if !self.tx.open && !artificial {
                     self.committed = BinlogPosition::new(self.file.clone(), self.pos);
+                    self.note_addressable();
                 }
             }
             t if t == EventType::GTID_EVENT as u8
@@ -459,6 +522,7 @@ impl BinlogDecoder {
         let end = self.position();
         self.payload_end = None;
         self.committed = end.clone();
+        self.note_addressable();
         // table ids are only valid within the transaction that maps them; forgetting them bounds the cache
         self.table_maps.clear();
         if let Some(snap) = &self.snapshot {
@@ -627,9 +691,40 @@ impl BinlogDecoder {
         Ok(())
     }
 
+    fn note_addressable(&mut self) {
+        if self.committed.pos <= MAX_ADDRESSABLE {
+            self.addressable = Boundary {
+                position: self.committed.clone(),
+                next_seq: self.next_seq,
+                gtid: self.gtid_state.render(),
+            };
+        }
+    }
+
     fn take_seq(&mut self) -> u64 {
         let s = self.next_seq;
         self.next_seq += 1;
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unwrap_end;
+
+    #[test]
+    fn header_offsets_past_4_gib_are_unwrapped() {
+        const GIB: u64 = 1 << 30;
+        // below 4 GiB nothing changes
+        assert_eq!(unwrap_end(4, 256), 256);
+        assert_eq!(unwrap_end(3 * GIB, (3 * GIB + 100) as u32), 3 * GIB + 100);
+        // an event ending just past 4 GiB, then the next one
+        let past = 4 * GIB + 100;
+        assert_eq!(unwrap_end(4 * GIB - 50, past as u32), past);
+        assert_eq!(unwrap_end(past, (past + 10) as u32), past + 10);
+        // a second wrap, at 8 GiB
+        assert_eq!(unwrap_end(8 * GIB - 1, (8 * GIB + 5) as u32), 8 * GIB + 5);
+        // a small step back is not a wrap
+        assert_eq!(unwrap_end(GIB, 256), 256);
     }
 }
