@@ -79,7 +79,15 @@ pub async fn run(config: &Config, cancel: CancellationToken) -> Result<(), Inges
             Ok(()) => backoff = retry(),
             Err(e) if is_transient(&e) => match backoff.next_delay() {
                 Some(wait) => {
-                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "kafka sink; retrying");
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "kafka sink; reading again from Delta's positions");
+                    // The failed step may have lost records the consumer already handed over (a batch whose
+                    // commit gave up, a record whose schema could not be read); taking later ones would
+                    // commit offsets past them. Everything restarts from what Delta holds.
+                    lake.forget_partitions();
+                    if let Err(e) = consumer.restart_assigned() {
+                        // without the restart the forgotten partitions would be ignored for good
+                        break Err(e.into());
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = cancel.cancelled() => break Ok(()),

@@ -40,9 +40,12 @@ impl TableBatch {
         bytes: &mut usize,
     ) {
         let key = serde_json::to_vec(&ev.schema.key_of(&row)).expect("values serialize");
-        if !self.changes.contains_key(&key) {
+        match self.changes.get(&key) {
             // the first change of a key in the batch is the one that knows the stored row
-            self.note_stored(&ev.schema, &row, stored, rules);
+            None => self.note_stored(&ev.schema, &row, stored, rules),
+            // Kafka: a republished older change must not replace a newer one of the same batch
+            Some(newer) if newer.seq > ev.seq => return,
+            Some(_) => {}
         }
         *bytes += row.iter().map(Value::approx_bytes).sum::<usize>() + key.len();
         self.changes.insert(
@@ -277,5 +280,30 @@ mod tests {
         let b = batch_of(&events, true, false);
         assert!(b.prior.all_new());
         assert!(b.truncate_seq.is_some());
+    }
+
+    #[test]
+    fn a_republished_older_change_does_not_replace_a_newer_one() {
+        let s = schema(false);
+        let with_seq = |mut e: ChangeEvent, seq| {
+            e.seq = seq;
+            e
+        };
+        let events = [
+            with_seq(ev(&s, Op::Insert, None, Some(row(1, 20))), 5),
+            with_seq(ev(&s, Op::Delete, Some(row(1, 20)), None), 6),
+            // the publisher's tail again, after a crash: the insert must not revive the key
+            with_seq(ev(&s, Op::Insert, None, Some(row(1, 20))), 5),
+        ];
+        let mut b = TableBatch {
+            blind: true,
+            ..TableBatch::default()
+        };
+        let mut bytes = 0;
+        for e in &events {
+            b.add(e, (None, false), &mut bytes);
+        }
+        let only = b.changes.values().next().unwrap();
+        assert_eq!((b.changes.len(), only.seq, only.deleted), (1, 6, true));
     }
 }

@@ -216,6 +216,26 @@ impl ChangeConsumer {
         }
     }
 
+    /// Pauses every partition this member holds and queues them to be started again, as if newly
+    /// assigned: after a failed step (a flush that did not commit, a record that could not be read) the
+    /// sink must read again from the position Delta holds, or a later offset could commit past a gap.
+    pub fn restart_assigned(&self) -> Result<(), ConsumeError> {
+        let held = self
+            .consumer
+            .assignment()
+            .map_err(|e| ConsumeError::Transient(format!("reading the assignment: {e}")))?;
+        self.consumer
+            .pause(&held)
+            .map_err(|e| ConsumeError::Transient(format!("pausing the assignment: {e}")))?;
+        self.requeue_assigned(
+            held.elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect(),
+        );
+        Ok(())
+    }
+
     /// Starts fetching a paused partition at `offset`. Right after an assignment librdkafka may not have
     /// started the partition yet; the seek is retried for a few seconds before it counts as failed.
     pub async fn start_at(
