@@ -34,10 +34,10 @@ impl LakeTable {
         let props = self.commit_properties(last_seq, progress);
         if prior.all_new() {
             // a key inserted and deleted within the batch leaves nothing (or, soft, a deleted row)
-            let rows: Vec<KeyChange> = changes
+            // by reference: a batch of wide rows must not be held twice
+            let rows: Vec<&KeyChange> = changes
                 .iter()
                 .filter(|c| self.soft_delete || c.op != "d")
-                .cloned()
                 .collect();
             let batch = self.in_table_order(self.to_batch(&rows)?)?;
             self.table = self
@@ -52,7 +52,7 @@ impl LakeTable {
                 ..Default::default()
             });
         }
-        let batch = self.to_batch(changes)?;
+        let batch = self.to_batch(&changes.iter().collect::<Vec<_>>())?;
         let ctx = SessionContext::new();
         let source = ctx.read_batch(batch)?;
         let mut on = self
@@ -144,7 +144,7 @@ impl LakeTable {
         batch.project(&order).map_err(LakeError::from)
     }
 
-    fn to_batch(&self, changes: &[KeyChange]) -> Result<RecordBatch, LakeError> {
+    fn to_batch(&self, changes: &[&KeyChange]) -> Result<RecordBatch, LakeError> {
         let mut fields = vec![];
         let mut arrays: Vec<ArrayRef> = vec![];
         // index of each lake column in each change's schema
