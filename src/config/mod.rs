@@ -107,7 +107,7 @@ pub struct LakeConfig {
     /// Flush a batch at this many buffered changes (default 100000).
     #[serde(default = "default_flush_rows")]
     pub flush_max_rows: usize,
-    /// … or at this many buffered bytes, estimated (default 64 MiB).
+    /// … or at this many buffered bytes, estimated (default 32 MiB).
     #[serde(default = "default_flush_bytes")]
     pub flush_max_bytes: usize,
     /// … or when the oldest buffered change is this old (default 1000 ms).
@@ -204,7 +204,7 @@ fn default_flush_rows() -> usize {
     100_000
 }
 fn default_flush_bytes() -> usize {
-    64 << 20
+    32 << 20
 }
 fn default_flush_interval() -> u64 {
     1000
@@ -280,7 +280,7 @@ pub struct SourceConfig {
     /// TLS to the server (Debezium's `database.ssl.mode` values).
     #[serde(default)]
     pub tls: TlsConfig,
-    /// MiB of change events buffered between the source and the sink (default 64); with the lake's
+    /// MiB of change events buffered between the source and the sink (default 32); with the lake's
     /// `flush_max_bytes` it bounds the memory large rows can take.
     #[serde(default = "default_buffer_max_mb")]
     pub buffer_max_mb: u64,
@@ -397,7 +397,7 @@ fn default_max_prepared_xa_mb() -> u64 {
     256
 }
 fn default_buffer_max_mb() -> u64 {
-    64
+    32
 }
 fn default_heartbeat_secs() -> u64 {
     3
