@@ -227,7 +227,19 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// When stdout is a pipe, asks for a 1 MiB pipe buffer (Linux allows that much by default): with the
+/// default 64 KiB, the sink stalls in write(2) whenever the reader is a moment late, and every stall is a
+/// hand-over between the two processes. Best effort: a file or terminal keeps what it has.
+fn widen_stdout_pipe() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: fcntl on fd 1 with an integer argument; on a non-pipe it fails with EBADF/EINVAL, ignored
+    unsafe {
+        libc::fcntl(1, libc::F_SETPIPE_SZ, 1 << 20);
+    }
+}
+
 fn stdout_sink(config: &Config) -> StdoutSink<std::io::BufWriter<std::io::Stdout>> {
+    widen_stdout_pipe();
     let store = binlake::sinks::stdout::CheckpointStore::new(config.checkpoint_path());
     let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
     StdoutSink::new(out, &config.name, Some(store))
