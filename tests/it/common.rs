@@ -424,6 +424,18 @@ pub fn spawn_binlake_sink(config: &Path) -> std::process::Child {
         .unwrap()
 }
 
+/// A `binlake sink` process logging at info level into `log` (rebalances, seeks, commits retried), for
+/// tests that print it when they fail.
+pub fn spawn_binlake_sink_logged(config: &Path, log: &Path) -> std::process::Child {
+    std::process::Command::new(binary())
+        .args(["sink", "--config"])
+        .arg(config)
+        .env("BINLAKE_LOG", "info,buoyant_kernel=off,deltalake_core=warn")
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
 /// Fails the test when the child has exited on its own.
 pub fn assert_alive(child: &mut std::process::Child, what: &str) {
     if let Some(status) = child.try_wait().unwrap() {

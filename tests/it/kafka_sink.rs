@@ -161,7 +161,12 @@ async fn two_sinks_in_one_group_one_killed_leave_the_lake_equal() {
     let prefix = unique_prefix("sinkkill");
     let (config, path) = sink_config(&db, &prefix, "");
     let (publisher, published) = start_publisher(config.clone()).await;
-    let spawn_sink = || spawn_binlake_sink(&path);
+    let logs = db.dir.path().to_path_buf();
+    let spawned = std::sync::atomic::AtomicUsize::new(0);
+    let spawn_sink = || {
+        let n = spawned.fetch_add(1, Ordering::Relaxed);
+        spawn_binlake_sink_logged(&path, &logs.join(format!("sink{n}.log")))
+    };
     let mut a = spawn_sink();
     let mut b = spawn_sink();
     let quotes = format!("{}.quotes", db.name);
@@ -186,9 +191,85 @@ async fn two_sinks_in_one_group_one_killed_leave_the_lake_equal() {
     assert_alive(&mut b, "at the end");
     assert!(signal_and_wait(&mut a, 15).success(), "graceful stop");
     assert!(signal_and_wait(&mut b, 15).success(), "graceful stop");
+    explain_differences(&config, &db, &format!("{prefix}.{}.quotes", db.name)).await;
     // equal row sets: a key written twice would be an extra row
     assert_lake_equals_source(&config, &db.name, "quotes").await;
     stop(publisher, published).await;
+}
+
+/// When the lake's keys differ from MariaDB's, prints every record of those keys on the topic (partition,
+/// offset, op, `binlake.seq`), so a failure tells a record never published from one the sink skipped.
+async fn explain_differences(config: &Config, db: &TestDb, topic: &str) {
+    use deltalake::arrow::util::display::array_value_to_string;
+    let mysql: std::collections::BTreeSet<i64> = {
+        let mut c = admin_for(&db.name).await;
+        let ids: Vec<i64> = mysql_async::prelude::Queryable::query(
+            &mut c,
+            format!("SELECT id FROM `{}`.quotes", db.name),
+        )
+        .await
+        .unwrap();
+        ids.into_iter().collect()
+    };
+    let batches = binlake::sinks::lake::query::sql(
+        &config.lake,
+        &format!("SELECT CAST(id AS BIGINT) FROM {}.quotes", db.name),
+    )
+    .await
+    .unwrap()
+    .collect()
+    .await
+    .unwrap();
+    let mut lake = std::collections::BTreeSet::new();
+    for b in &batches {
+        for r in 0..b.num_rows() {
+            lake.insert(
+                array_value_to_string(b.column(0), r)
+                    .unwrap()
+                    .parse::<i64>()
+                    .unwrap(),
+            );
+        }
+    }
+    let odd: Vec<i64> = mysql.symmetric_difference(&lake).copied().collect();
+    if odd.is_empty() {
+        return;
+    }
+    eprintln!(
+        "keys only in MariaDB: {:?}; only in Delta: {:?}",
+        mysql.difference(&lake).collect::<Vec<_>>(),
+        lake.difference(&mysql).collect::<Vec<_>>()
+    );
+    for r in read_topic(topic).await {
+        let Some(key) = r.key.as_deref() else {
+            continue;
+        };
+        let key: serde_json::Value = serde_json::from_slice(key).unwrap_or_default();
+        let id = key
+            .pointer("/payload/id")
+            .or(key.get("id"))
+            .and_then(|v| v.as_i64());
+        if id.is_some_and(|id| odd.contains(&id)) {
+            let value: serde_json::Value =
+                serde_json::from_slice(r.value.as_deref().unwrap_or(b"null")).unwrap_or_default();
+            let op = value.pointer("/payload/op").or(value.get("op")).cloned();
+            eprintln!(
+                "  id {id:?}: partition {} offset {} op {op:?} seq {:?}",
+                r.partition,
+                r.offset,
+                r.headers.get("binlake.seq")
+            );
+        }
+    }
+    for n in 0.. {
+        let Ok(log) = std::fs::read_to_string(db.dir.path().join(format!("sink{n}.log"))) else {
+            break;
+        };
+        eprintln!("--- sink{n}.log");
+        for line in log.lines().filter(|l| !l.contains("librdkafka")) {
+            eprintln!("{line}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
