@@ -162,10 +162,15 @@ async fn two_sinks_in_one_group_one_killed_leave_the_lake_equal() {
     let (config, path) = sink_config(&db, &prefix, "");
     let (publisher, published) = start_publisher(config.clone()).await;
     let logs = db.dir.path().to_path_buf();
-    let spawned = std::sync::atomic::AtomicUsize::new(0);
+    let guard = SinksOnFailure {
+        logs: logs.clone(),
+        pids: std::sync::Mutex::new(vec![]),
+    };
     let spawn_sink = || {
-        let n = spawned.fetch_add(1, Ordering::Relaxed);
-        spawn_binlake_sink_logged(&path, &logs.join(format!("sink{n}.log")))
+        let mut pids = guard.pids.lock().unwrap();
+        let child = spawn_binlake_sink_logged(&path, &logs.join(format!("sink{}.log", pids.len())));
+        pids.push(child.id());
+        child
     };
     let mut a = spawn_sink();
     let mut b = spawn_sink();
@@ -197,8 +202,34 @@ async fn two_sinks_in_one_group_one_killed_leave_the_lake_equal() {
     stop(publisher, published).await;
 }
 
+/// If the test fails, kills the sink processes it started (they would outlive it) and prints their logs.
+struct SinksOnFailure {
+    logs: PathBuf,
+    pids: std::sync::Mutex<Vec<u32>>,
+}
+
+impl Drop for SinksOnFailure {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for (n, pid) in self.pids.lock().unwrap().iter().enumerate() {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+            let log =
+                std::fs::read_to_string(self.logs.join(format!("sink{n}.log"))).unwrap_or_default();
+            eprintln!("--- sink{n}.log (pid {pid})");
+            for line in log.lines().filter(|l| !l.contains("librdkafka")) {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
 /// When the lake's keys differ from MariaDB's, prints every record of those keys on the topic (partition,
-/// offset, op, `binlake.seq`), so a failure tells a record never published from one the sink skipped.
+/// offset, op, `binlake.seq`), so a failure tells a record never published from one the sink skipped
+/// (the sinks' logs follow, from `SinksOnFailure`).
 async fn explain_differences(config: &Config, db: &TestDb, topic: &str) {
     use deltalake::arrow::util::display::array_value_to_string;
     let mysql: std::collections::BTreeSet<i64> = {
@@ -259,15 +290,6 @@ async fn explain_differences(config: &Config, db: &TestDb, topic: &str) {
                 r.offset,
                 r.headers.get("binlake.seq")
             );
-        }
-    }
-    for n in 0.. {
-        let Ok(log) = std::fs::read_to_string(db.dir.path().join(format!("sink{n}.log"))) else {
-            break;
-        };
-        eprintln!("--- sink{n}.log");
-        for line in log.lines().filter(|l| !l.contains("librdkafka")) {
-            eprintln!("{line}");
         }
     }
 }
