@@ -130,12 +130,9 @@ async fn rebalance(
     if revoked {
         lake.forget_partitions();
     }
-    for (i, (topic, partition)) in assigned.iter().enumerate() {
-        if let Err(e) = start_partition(consumer, lake, topic, *partition).await {
-            // a transient error (the broker away): these partitions are started on the next attempt
-            consumer.requeue_assigned(assigned[i..].to_vec());
-            return Err(e);
-        }
+    for (topic, partition) in &assigned {
+        // on an error the loop restarts every held partition, these included
+        start_partition(consumer, lake, topic, *partition).await?;
     }
     Ok(assigned)
 }

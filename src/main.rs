@@ -115,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
                     pipeline::run(&config, &mut sink, cancel).await?;
                 }
                 SinkKind::Stdout => {
+                    widen_stdout_pipe();
                     let mut sink = stdout_sink(&config);
                     pipeline::run(&config, &mut sink, cancel).await?;
                 }
@@ -239,7 +240,6 @@ fn widen_stdout_pipe() {
 }
 
 fn stdout_sink(config: &Config) -> StdoutSink<std::io::BufWriter<std::io::Stdout>> {
-    widen_stdout_pipe();
     let store = binlake::sinks::stdout::CheckpointStore::new(config.checkpoint_path());
     let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
     StdoutSink::new(out, &config.name, Some(store))

@@ -205,17 +205,6 @@ impl ChangeConsumer {
         (r.revoked || !r.assigned.is_empty()).then(|| std::mem::take(&mut *r))
     }
 
-    /// Puts assigned partitions back whose start failed (a transient error): the next attempt starts
-    /// them, rather than leaving them paused for good.
-    pub fn requeue_assigned(&self, partitions: Vec<(String, i32)>) {
-        let mut r = self.consumer.context().rebalanced.lock().expect("state");
-        for p in partitions {
-            if !r.assigned.contains(&p) {
-                r.assigned.push(p);
-            }
-        }
-    }
-
     /// Pauses every partition this member holds and queues them to be started again, as if newly
     /// assigned: after a failed step (a flush that did not commit, a record that could not be read) the
     /// sink must read again from the position Delta holds, or a later offset could commit past a gap.
@@ -227,12 +216,13 @@ impl ChangeConsumer {
         self.consumer
             .pause(&held)
             .map_err(|e| ConsumeError::Transient(format!("pausing the assignment: {e}")))?;
-        self.requeue_assigned(
-            held.elements()
-                .iter()
-                .map(|e| (e.topic().to_string(), e.partition()))
-                .collect(),
-        );
+        let mut r = self.consumer.context().rebalanced.lock().expect("state");
+        for e in held.elements() {
+            let p = (e.topic().to_string(), e.partition());
+            if !r.assigned.contains(&p) {
+                r.assigned.push(p);
+            }
+        }
         Ok(())
     }
 

@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 const MARIADB_FL_STANDALONE: u8 = 1;
+const LOG_EVENT_ARTIFICIAL_F: u16 = 0x20;
 /// The replication protocol (COM_BINLOG_DUMP, event headers) carries 4-byte file offsets: a transaction
 /// that ends past 4 GiB in its file has an end position no replica can ask for.
 const MAX_ADDRESSABLE: u64 = u32::MAX as u64;
@@ -50,7 +51,6 @@ struct Boundary {
     next_seq: u64,
     gtid: Option<String>,
 }
-const LOG_EVENT_ARTIFICIAL_F: u16 = 0x20;
 
 /// Binlog file names are printable ASCII; drops anything after the name (checksum bytes of early events).
 fn clean_file_name(name: &str) -> String {
@@ -110,6 +110,9 @@ pub struct BinlogDecoder {
     payload_end: Option<u64>,
     /// Last transaction boundary: where a reconnect resumes.
     committed: BinlogPosition,
+    /// The GTID state at `committed`, rendered once per boundary (checkpoints, XA groups and the
+    /// addressable boundary all need it).
+    committed_gtid: Option<String>,
     /// Last boundary below 4 GiB in its file: where to resume when `committed` lies beyond.
     addressable: Boundary,
     next_seq: u64,
@@ -140,6 +143,8 @@ impl BinlogDecoder {
             (Some(g), false) => GtidState::parse_mysql(g),
             (None, _) => GtidState::Unknown,
         };
+        let committed_gtid = gtid_state.render();
+        let next_seq = start.xa.as_ref().map_or(start.next_seq, |x| x.resume_seq);
         BinlogDecoder {
             opts,
             file: start.position.file.clone(),
@@ -148,10 +153,11 @@ impl BinlogDecoder {
             committed: start.position.clone(),
             addressable: Boundary {
                 position: start.position.clone(),
-                next_seq: start.xa.as_ref().map_or(start.next_seq, |x| x.resume_seq),
-                gtid: start.gtid.clone(),
+                next_seq,
+                gtid: committed_gtid.clone(),
             },
-            next_seq: start.xa.as_ref().map_or(start.next_seq, |x| x.resume_seq),
+            committed_gtid,
+            next_seq,
             gtid_state,
             tx: Tx::default(),
             table_maps: HashMap::new(),
@@ -183,6 +189,7 @@ impl BinlogDecoder {
             self.replay_until = self.replay_until.take().max(Some(delivered));
             self.next_seq = self.addressable.next_seq;
             self.committed = self.addressable.position.clone();
+            self.committed_gtid = self.addressable.gtid.clone();
         }
         // an XA group cut off before its XA_PREPARE is read again from its start
         self.prepared.drop_incomplete();
@@ -195,7 +202,7 @@ impl BinlogDecoder {
 
     /// GTID state at the last transaction boundary.
     pub fn gtid(&self) -> Option<String> {
-        self.gtid_state.render()
+        self.committed_gtid.clone()
     }
 
     pub fn position(&self) -> BinlogPosition {
@@ -237,7 +244,7 @@ impl BinlogDecoder {
             None => Checkpoint {
                 next_seq: self.next_seq,
                 position: self.committed.clone(),
-                gtid: self.gtid_state.render(),
+                gtid: self.committed_gtid.clone(),
                 snapshot: self.snapshot.clone(),
                 xa: None,
             },
@@ -448,9 +455,12 @@ impl BinlogDecoder {
     /// restart resumes to read it again.
     fn open_xa(&mut self, xid: String) {
         self.tx.open = true;
-        let gtid = self.gtid_state.render();
-        self.prepared
-            .open(&xid, self.committed.clone(), gtid, self.next_seq);
+        self.prepared.open(
+            &xid,
+            self.committed.clone(),
+            self.committed_gtid.clone(),
+            self.next_seq,
+        );
         self.tx.xa = Some(xid);
     }
 
@@ -522,6 +532,7 @@ impl BinlogDecoder {
         let end = self.position();
         self.payload_end = None;
         self.committed = end.clone();
+        self.committed_gtid = self.gtid_state.render();
         self.note_addressable();
         // table ids are only valid within the transaction that maps them; forgetting them bounds the cache
         self.table_maps.clear();
@@ -696,7 +707,7 @@ impl BinlogDecoder {
             self.addressable = Boundary {
                 position: self.committed.clone(),
                 next_seq: self.next_seq,
-                gtid: self.gtid_state.render(),
+                gtid: self.committed_gtid.clone(),
             };
         }
     }
