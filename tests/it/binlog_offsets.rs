@@ -4,7 +4,7 @@
 //! in that instant, i.e. a checkpoint stored there, meets the unaddressable position.)
 
 use crate::common::*;
-use crate::lake::wait_for_lake;
+use crate::lake::{query_cells, wait_for_lake};
 use binlake::sinks::lake::ResumeMarker;
 use mysql_async::prelude::*;
 
@@ -76,20 +76,12 @@ async fn a_transaction_ending_past_4_gib_resumes_without_loss_or_repeats() {
     wait_for_lake(&config, &marks, "id = 2", 600).await;
     assert_alive(&mut run, "after resuming");
     assert!(signal_and_wait(&mut run, 15).success(), "graceful stop");
-    let counts = binlake::sinks::lake::query::sql(
-        &config.lake,
+    let counts = query_cells(
+        &config,
         &format!("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM {wide}"),
     )
-    .await
-    .unwrap()
-    .collect()
-    .await
-    .unwrap();
-    let row: Vec<String> = (0..4)
-        .map(|c| {
-            deltalake::arrow::util::display::array_value_to_string(counts[0].column(c), 0).unwrap()
-        })
-        .collect();
+    .await;
+    let row = counts.into_iter().next().expect("one row");
     let n = WIDE_ROWS.to_string();
     assert_eq!(
         row,
@@ -98,26 +90,14 @@ async fn a_transaction_ending_past_4_gib_resumes_without_loss_or_repeats() {
     );
     // `_seq`s stay contiguous: the re-read after the restart emitted nothing twice (a re-emitted row
     // would have taken a fresh `_seq`, pushing the later mark up)
-    let seqs = binlake::sinks::lake::query::sql(
-        &config.lake,
+    let seqs: Vec<u64> = query_cells(
+        &config,
         &format!("SELECT CAST(_seq AS BIGINT) FROM {marks} ORDER BY id"),
     )
     .await
-    .unwrap()
-    .collect()
-    .await
-    .unwrap();
-    let seqs: Vec<u64> = seqs
-        .iter()
-        .flat_map(|b| {
-            (0..b.num_rows()).map(move |r| {
-                deltalake::arrow::util::display::array_value_to_string(b.column(0), r)
-                    .unwrap()
-                    .parse::<u64>()
-                    .unwrap()
-            })
-        })
-        .collect();
+    .iter()
+    .map(|r| r[0].parse().unwrap())
+    .collect();
     assert_eq!(seqs.len(), 2, "marks 1 and 2");
     assert_eq!(seqs[1] - seqs[0], WIDE_ROWS + 1, "marks' _seqs {seqs:?}");
 

@@ -7,7 +7,7 @@ use crate::common::*;
 use crate::kafka::{
     brokers, java_partition, kafka_section, read_topic, start_publisher, stop, unique_prefix,
 };
-use crate::lake::{assert_lake_equals_source, wait_for_lake};
+use crate::lake::{assert_lake_equals_source, differing_keys, wait_for_lake};
 use crate::snapshot_stream::{create_quotes, writer};
 use binlake::config::Config;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -231,45 +231,17 @@ impl Drop for SinksOnFailure {
 /// offset, op, `binlake.seq`), so a failure tells a record never published from one the sink skipped
 /// (the sinks' logs follow, from `SinksOnFailure`).
 async fn explain_differences(config: &Config, db: &TestDb, topic: &str) {
-    use deltalake::arrow::util::display::array_value_to_string;
-    let mysql: std::collections::BTreeSet<i64> = {
-        let mut c = admin_for(&db.name).await;
-        let ids: Vec<i64> = mysql_async::prelude::Queryable::query(
-            &mut c,
-            format!("SELECT id FROM `{}`.quotes", db.name),
-        )
-        .await
-        .unwrap();
-        ids.into_iter().collect()
-    };
-    let batches = binlake::sinks::lake::query::sql(
-        &config.lake,
-        &format!("SELECT CAST(id AS BIGINT) FROM {}.quotes", db.name),
-    )
-    .await
-    .unwrap()
-    .collect()
-    .await
-    .unwrap();
-    let mut lake = std::collections::BTreeSet::new();
-    for b in &batches {
-        for r in 0..b.num_rows() {
-            lake.insert(
-                array_value_to_string(b.column(0), r)
-                    .unwrap()
-                    .parse::<i64>()
-                    .unwrap(),
-            );
-        }
-    }
-    let odd: Vec<i64> = mysql.symmetric_difference(&lake).copied().collect();
+    let (only_source, only_lake) = differing_keys(config, &db.name, "quotes", "id").await;
+    let odd: Vec<i64> = only_source
+        .iter()
+        .chain(only_lake.iter().map(|r| &r[0]))
+        .map(|k| k.parse().unwrap())
+        .collect();
     if odd.is_empty() {
         return;
     }
     eprintln!(
-        "keys only in MariaDB: {:?}; only in Delta: {:?}",
-        mysql.difference(&lake).collect::<Vec<_>>(),
-        lake.difference(&mysql).collect::<Vec<_>>()
+        "topic records of the keys only in MariaDB {only_source:?} or only in Delta {only_lake:?}:"
     );
     for r in read_topic(topic).await {
         let Some(key) = r.key.as_deref() else {

@@ -91,26 +91,86 @@ pub async fn wait_for_lake(config: &Config, table: &str, cond: &str, secs: u64) 
     }
 }
 
-fn rows_as_text(batches: &[RecordBatch]) -> Vec<String> {
+/// Every row's cells as text (`NULL` for nulls), in the batches' order.
+pub fn cells(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     let mut rows = vec![];
     for b in batches {
         for r in 0..b.num_rows() {
-            let cells: Vec<String> = b
-                .columns()
-                .iter()
-                .map(|c| {
-                    if c.is_null(r) {
-                        "NULL".to_string()
-                    } else {
-                        array_value_to_string(c, r).unwrap()
-                    }
-                })
-                .collect();
-            rows.push(cells.join(" | "));
+            rows.push(
+                b.columns()
+                    .iter()
+                    .map(|c| {
+                        if c.is_null(r) {
+                            "NULL".to_string()
+                        } else {
+                            array_value_to_string(c, r).unwrap()
+                        }
+                    })
+                    .collect(),
+            );
         }
     }
+    rows
+}
+
+/// The rows `sql` returns over the lake, as text cells.
+pub async fn query_cells(config: &Config, sql: &str) -> Vec<Vec<String>> {
+    let batches = query::sql(&config.lake, sql)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    cells(&batches)
+}
+
+fn rows_as_text(batches: &[RecordBatch]) -> Vec<String> {
+    let mut rows: Vec<String> = cells(batches).iter().map(|r| r.join(" | ")).collect();
     rows.sort();
     rows
+}
+
+/// Keys (of column `key`, as text) only MariaDB's `db.table` has, and `[key, _op, _seq]` of the rows only
+/// the lake has.
+pub async fn differing_keys(
+    config: &Config,
+    db: &str,
+    table: &str,
+    key: &str,
+) -> (Vec<String>, Vec<[String; 3]>) {
+    let lake = query_cells(
+        config,
+        &format!(
+            "SELECT CAST(\"{key}\" AS VARCHAR), _op, _seq FROM {}",
+            lake_name(db, table)
+        ),
+    )
+    .await;
+    let mysql: std::collections::BTreeSet<String> = {
+        let mut c = admin_for(db).await;
+        let v: Vec<String> = c
+            .query(format!(
+                "SELECT CAST(`{key}` AS CHAR) FROM `{}`.`{}`",
+                db.replace('`', "``"),
+                table.replace('`', "``")
+            ))
+            .await
+            .unwrap();
+        v.into_iter().collect()
+    };
+    let in_lake: std::collections::BTreeSet<&String> = lake.iter().map(|r| &r[0]).collect();
+    let only_source = mysql
+        .iter()
+        .filter(|k| !in_lake.contains(k))
+        .cloned()
+        .collect();
+    let mut only_lake: Vec<[String; 3]> = lake
+        .into_iter()
+        .filter(|r| !mysql.contains(&r[0]))
+        .map(|r| [r[0].clone(), r[1].clone(), r[2].clone()])
+        .collect();
+    only_lake.sort();
+    (only_source, only_lake)
 }
 
 /// The MariaDB table as the lake should hold it: SELECT, decode, and map each value with the documented
@@ -186,50 +246,13 @@ pub async fn assert_lake_equals_source(config: &Config, db: &str, table: &str) {
     );
     if got.len() != want.len() {
         // show which keys differ, with their lake bookkeeping, before failing
-        let first_key = &fields[0];
-        let lake_keys = query::sql(
-            &config.lake,
-            &format!(
-                "SELECT CAST(\"{}\" AS VARCHAR) AS k, _op, _seq FROM {name}",
-                first_key.name()
-            ),
-        )
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-        let mysql_keys: std::collections::HashSet<String> = {
-            let mut c = admin_for(db).await;
-            let v: Vec<String> = c
-                .query(format!(
-                    "SELECT CAST(`{}` AS CHAR) FROM `{}`.`{}`",
-                    first_key.name(),
-                    db.replace('`', "``"),
-                    table.replace('`', "``")
-                ))
-                .await
-                .unwrap();
-            v.into_iter().collect()
-        };
-        let mut extra = vec![];
-        for b in &lake_keys {
-            for r in 0..b.num_rows() {
-                let k = array_value_to_string(b.column(0), r).unwrap();
-                if !mysql_keys.contains(&k) {
-                    extra.push(format!(
-                        "{k}:{}:{}",
-                        array_value_to_string(b.column(1), r).unwrap(),
-                        array_value_to_string(b.column(2), r).unwrap()
-                    ));
-                }
-            }
-        }
-        extra.sort();
+        let (only_source, only_lake) = differing_keys(config, db, table, fields[0].name()).await;
         eprintln!(
-            "{} keys only in Delta, e.g. {:?}",
-            extra.len(),
-            &extra[..extra.len().min(40)]
+            "{} keys only in MariaDB, e.g. {:?}; {} keys only in Delta (key, _op, _seq), e.g. {:?}",
+            only_source.len(),
+            &only_source[..only_source.len().min(40)],
+            only_lake.len(),
+            &only_lake[..only_lake.len().min(40)]
         );
     }
     assert_eq!(
