@@ -1,6 +1,7 @@
 //! binlake: MySQL/MariaDB change-data-capture into Delta Lake (and Kafka next). The data flow, the
 //! components and the error and progress models are described in docs/architecture.md.
 
+pub mod alerts;
 pub mod bench;
 pub mod channel;
 pub mod config;

@@ -107,25 +107,39 @@ async fn main() -> anyhow::Result<()> {
             }
             let cancel = CancellationToken::new();
             pipeline::cancel_on_signals(cancel.clone());
-            match config.sink.kind {
-                SinkKind::Lake => {
-                    let mut sink =
-                        binlake::sinks::lake::batch::LakeSink::new(&config.lake, &config.name)
-                            .await?;
-                    pipeline::run(&config, &mut sink, cancel).await?;
+            let (alerts, alert_task) = binlake::alerts::spawn(&config.alerts, &config.name);
+            let result: anyhow::Result<()> = async {
+                match config.sink.kind {
+                    SinkKind::Lake => {
+                        let mut sink = binlake::sinks::lake::batch::LakeSink::new(&config)
+                            .await?
+                            .with_alerts(alerts.clone());
+                        pipeline::run(&config, &mut sink, cancel).await?;
+                    }
+                    SinkKind::Stdout => {
+                        widen_stdout_pipe();
+                        let mut sink = stdout_sink(&config);
+                        pipeline::run(&config, &mut sink, cancel).await?;
+                    }
+                    SinkKind::Kafka => {
+                        let mut sink =
+                            binlake::sinks::kafka::KafkaSink::new(config.kafka()?, &config.name)
+                                .await?;
+                        pipeline::run(&config, &mut sink, cancel).await?;
+                    }
                 }
-                SinkKind::Stdout => {
-                    widen_stdout_pipe();
-                    let mut sink = stdout_sink(&config);
-                    pipeline::run(&config, &mut sink, cancel).await?;
-                }
-                SinkKind::Kafka => {
-                    let mut sink =
-                        binlake::sinks::kafka::KafkaSink::new(config.kafka()?, &config.name)
-                            .await?;
-                    pipeline::run(&config, &mut sink, cancel).await?;
-                }
+                Ok(())
             }
+            .await;
+            if let Err(e) = &result {
+                alerts.send(binlake::alerts::Alert::Stopped {
+                    error: format!("{e:#}"),
+                });
+            }
+            drop(alerts);
+            // inside ECS's stop timeout, after the pipeline's own drain
+            alert_task.finish(std::time::Duration::from_secs(4)).await;
+            result?;
         }
         Command::Sink { config } => {
             let config = Config::load(&config)?;
@@ -170,9 +184,7 @@ async fn main() -> anyhow::Result<()> {
             // the resume position and the re-snapshot advice come from the sink that keeps the progress
             let (checkpoint, hint) = match config.sink.kind {
                 SinkKind::Lake => {
-                    let mut sink =
-                        binlake::sinks::lake::batch::LakeSink::new(&config.lake, &config.name)
-                            .await?;
+                    let mut sink = binlake::sinks::lake::batch::LakeSink::new(&config).await?;
                     (sink.resume_point().await?, sink.resnapshot_hint())
                 }
                 SinkKind::Stdout => {

@@ -49,6 +49,14 @@ pub struct Metrics {
     pub rows_rewritten: IntCounterVec,
     /// Rows per MERGE batch, by table.
     pub batch_rows: HistogramVec,
+    /// Quality expectations evaluated on a batch, by table and expectation id.
+    pub quality_evaluations: IntCounterVec,
+    /// Quality evaluations that failed, by table and expectation id.
+    pub quality_failures: IntCounterVec,
+    /// Alert messages delivered, by destination (slack, webhook).
+    pub alerts_sent: IntCounterVec,
+    /// Alerts not delivered: queue full, or the destination refused or stayed down.
+    pub alerts_dropped: prometheus::IntCounter,
     /// Seconds per Delta commit (MERGE or truncate), by table.
     pub commit_seconds: HistogramVec,
     /// Milliseconds between the source commit of the newest change in the last batch and its Delta commit.
@@ -92,6 +100,32 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "unchanged rows copied into new files by MERGE (copy-on-write amplification)",
         ),
         &["table"],
+    )
+    .unwrap();
+    let quality_evaluations = IntCounterVec::new(
+        Opts::new(
+            "binlake_quality_evaluations_total",
+            "quality expectations evaluated on a batch",
+        ),
+        &["table", "expectation"],
+    )
+    .unwrap();
+    let quality_failures = IntCounterVec::new(
+        Opts::new(
+            "binlake_quality_failures_total",
+            "quality evaluations that failed",
+        ),
+        &["table", "expectation"],
+    )
+    .unwrap();
+    let alerts_sent = IntCounterVec::new(
+        Opts::new("binlake_alerts_sent_total", "alert messages delivered"),
+        &["destination"],
+    )
+    .unwrap();
+    let alerts_dropped = prometheus::IntCounter::new(
+        "binlake_alerts_dropped_total",
+        "alerts not delivered (queue full, destination refused or unavailable)",
     )
     .unwrap();
     let batch_rows = HistogramVec::new(
@@ -184,6 +218,10 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(rows_merged.clone()),
         Box::new(rows_rewritten.clone()),
         Box::new(batch_rows.clone()),
+        Box::new(quality_evaluations.clone()),
+        Box::new(quality_failures.clone()),
+        Box::new(alerts_sent.clone()),
+        Box::new(alerts_dropped.clone()),
         Box::new(commit_seconds.clone()),
         Box::new(lag_ms.clone()),
         Box::new(checkpoint_pos.clone()),
@@ -196,6 +234,10 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         rows_merged,
         rows_rewritten,
         batch_rows,
+        quality_evaluations,
+        quality_failures,
+        alerts_sent,
+        alerts_dropped,
         commit_seconds,
         lag_ms,
         checkpoint_pos,

@@ -27,11 +27,22 @@ struct Delivered {
 
 impl Bench {
     fn config(&self, name: &str, sink: &str, extra_source: &str) -> anyhow::Result<PathBuf> {
+        self.config_with(name, sink, extra_source, "")
+    }
+
+    /// `config` with `tail` (more TOML tables, e.g. `[[quality.expect]]`) appended.
+    fn config_with(
+        &self,
+        name: &str,
+        sink: &str,
+        extra_source: &str,
+        tail: &str,
+    ) -> anyhow::Result<PathBuf> {
         let opts = mysql_async::Opts::from_url(&self.admin_url)?;
         let text = format!(
             "name = \"{name}\"\n[source]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npassword = \"{}\"\n\
              server_id = {}\ninclude = [\"binlake_bench.*\"]\n{extra_source}\n[sink]\nkind = \"{sink}\"\n\
-             [state]\ndir = \"{}\"\n[observe]\nlisten = \"\"\n[lake]\nroot = \"{}\"\nmaintain_interval_secs = 0\n",
+             [state]\ndir = \"{}\"\n[observe]\nlisten = \"\"\n[lake]\nroot = \"{}\"\nmaintain_interval_secs = 0\n{tail}",
             opts.ip_or_hostname(),
             opts.tcp_port(),
             opts.user().unwrap_or("root"),
@@ -281,6 +292,117 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         "binlog → lake, 1,000-row transactions (process start to last row committed): {}",
         rate(rows, &bench.to_lake("stream_lake", &c, &end).await?)
     );
+    conn.query_drop("DROP DATABASE binlake_bench").await?;
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+/// Ten row-level expectations on the quotes table, all passing (the work is the same either way).
+const QUALITY: &str = r#"
+[[quality.expect]]
+id = "bid_positive"
+table = "binlake_bench.quotes"
+type = "between"
+column = "bid"
+min_value = 0
+strict_min = true
+[[quality.expect]]
+id = "ask_positive"
+table = "binlake_bench.quotes"
+type = "between"
+column = "ask"
+min_value = 0
+strict_min = true
+[[quality.expect]]
+id = "not_crossed"
+table = "binlake_bench.quotes"
+type = "column_pair_greater_than"
+column_a = "ask"
+column_b = "bid"
+or_equal = true
+[[quality.expect]]
+id = "symbol_pattern"
+table = "binlake_bench.quotes"
+type = "match_regex"
+column = "symbol"
+regex = "^SYM[0-9]+$"
+[[quality.expect]]
+id = "symbol_length"
+table = "binlake_bench.quotes"
+type = "value_lengths_between"
+column = "symbol"
+min_value = 1
+max_value = 12
+[[quality.expect]]
+id = "venue_known"
+table = "binlake_bench.quotes"
+type = "in_set"
+column = "venue"
+value_set = ["XNAS", "XNYS", "ARCX", "BATS"]
+[[quality.expect]]
+id = "sizes_not_null"
+table = "binlake_bench.quotes"
+type = "not_null"
+column = "bid_size"
+[[quality.expect]]
+id = "size_sane"
+table = "binlake_bench.quotes"
+type = "between"
+column = "ask_size"
+min_value = 0
+max_value = 1000000
+[[quality.expect]]
+id = "price_scale"
+table = "binlake_bench.quotes"
+type = "decimal_scale_at_most"
+column = "bid"
+scale = 6
+[[quality.expect]]
+id = "ts_not_in_future"
+table = "binlake_bench.quotes"
+type = "timestamp_not_in_future"
+column = "ts"
+tolerance_secs = 5
+"#;
+
+/// `--suite lake --quality`: the same binlog range into the lake by `binlake run`, process start to the
+/// last row committed, without and with ten row-level expectations, alternating.
+pub async fn quality_overhead(args: &BenchArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("binlake-quality-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let bench = Bench {
+        admin_url: args.admin_url.clone(),
+        dir: dir.clone(),
+    };
+    let cfg = source_config(&args.admin_url)?;
+    let mut conn = connect(&cfg).await?;
+    let info = ServerInfo::read(&mut conn).await?;
+    reset_table(&mut conn, QUOTES).await?;
+    let start = current_position(&mut conn, &info)
+        .await?
+        .expect("binlog on");
+    let rows = args.rows;
+    let mut done = 0;
+    while done < rows {
+        let n = 10_000.min(rows - done);
+        conn.query_drop(quotes_from(done + 1, done + n)).await?;
+        done += n;
+    }
+    let end = current_position(&mut conn, &info)
+        .await?
+        .expect("binlog on");
+    for round in 1..=2 {
+        for (label, tail) in [("plain", ""), ("quality", QUALITY)] {
+            let name = format!("q_{label}_{round}");
+            bench.resume_at(&name, true, &start)?;
+            let c = bench.config_with(&name, "lake", "", tail)?;
+            let d = bench.to_lake(&name, &c, &end).await?;
+            println!(
+                "binlog → lake, 10,000-row transactions, {label} (round {round}): {}",
+                rate(rows, &d)
+            );
+        }
+    }
     conn.query_drop("DROP DATABASE binlake_bench").await?;
     std::fs::remove_dir_all(&dir).ok();
     Ok(())

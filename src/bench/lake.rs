@@ -226,7 +226,7 @@ async fn end_to_end_latency(
         let (config, cancel) = (config.clone(), cancel.clone());
         tokio::spawn(async move {
             if !via_kafka {
-                let mut sink = LakeSink::new(&config.lake, &config.name)
+                let mut sink = LakeSink::new(&config)
                     .await
                     .map_err(crate::sinks::SinkError::from)?;
                 return crate::pipeline::run(&config, &mut sink, cancel)

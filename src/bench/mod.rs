@@ -46,6 +46,10 @@ pub struct BenchArgs {
     /// Lake suite: where the bench lake goes (a fresh temporary directory by default).
     #[arg(long)]
     pub lake_dir: Option<std::path::PathBuf>,
+    /// Lake suite: only compare `binlake run` into the lake without and with ten row-level quality
+    /// expectations (`--rows` rows).
+    #[arg(long)]
+    pub quality: bool,
     /// Memory suite: rows of the one large transaction.
     #[arg(long, default_value_t = 1_000_000)]
     pub big_tx_rows: u64,
@@ -76,7 +80,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if matches!(args.suite, Suite::Source | Suite::All) {
         source::run(&args).await?;
     }
-    if matches!(args.suite, Suite::Lake | Suite::All) {
+    if matches!(args.suite, Suite::Lake) && args.quality {
+        e2e::quality_overhead(&args).await?;
+    } else if matches!(args.suite, Suite::Lake | Suite::All) {
         lake::run(&args).await?;
     }
     if matches!(args.suite, Suite::E2e | Suite::All) {

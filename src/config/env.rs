@@ -5,7 +5,7 @@ use super::{invalid, ConfigError};
 /// Keys whose values are secrets wherever they appear.
 pub(super) fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["password", "secret", "token"]
+    ["password", "secret", "token", "webhook_url"]
         .iter()
         .any(|w| key.contains(w))
 }

@@ -1,9 +1,11 @@
 //! Connector configuration: one TOML file, `${VAR}` / `${VAR:-default}` interpolation from the environment
 //! (env.rs), unknown keys rejected, every value validated before anything connects (validate.rs).
 
+pub mod alerts;
 mod env;
 mod filter;
 pub mod kafka;
+pub mod quality;
 mod validate;
 
 pub use env::interpolate;
@@ -54,6 +56,12 @@ pub struct Config {
     pub kafka: Option<kafka::KafkaConfig>,
     #[serde(default)]
     pub observe: ObserveConfig,
+    /// Expectations checked on every batch before the lake merges it (`[[quality.expect]]`).
+    #[serde(default)]
+    pub quality: quality::QualityConfig,
+    /// Slack and webhook alerts for quality failures and pipeline health.
+    #[serde(default)]
+    pub alerts: alerts::AlertsConfig,
 }
 
 /// Where change events go; `binlake run --sink` overrides `kind`.

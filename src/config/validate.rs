@@ -201,6 +201,10 @@ impl Config {
         if self.sink.kind == super::SinkKind::Kafka {
             self.kafka()?;
         }
+        let filter = self.filter();
+        self.quality
+            .validate(&|t| filter.captures(&t.database, &t.table))?;
+        self.alerts.validate()?;
         Ok(())
     }
 

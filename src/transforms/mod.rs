@@ -1,7 +1,8 @@
-//! Transforms: stages between the source and the sink that see every message in order. Event metrics
-//! today; the data-quality stage (expectations, quarantine) is the next one.
+//! Transforms: stages between the source and the sink. Per message, in order: event metrics. Per batch,
+//! just before the lake merges it: data quality (`quality`), which needs the batch as Arrow columns.
 
 mod metrics;
+pub mod quality;
 
 pub use metrics::EventMetrics;
 

@@ -26,7 +26,7 @@ pub fn start_lake(
     let cancel = CancellationToken::new();
     let c = cancel.clone();
     let handle = tokio::spawn(async move {
-        let mut sink = LakeSink::new(&config.lake, &config.name)
+        let mut sink = LakeSink::new(&config)
             .await
             .map_err(binlake::sinks::SinkError::from)?;
         pipeline::run(&config, &mut sink, c).await

@@ -1,5 +1,6 @@
 //! Integration tests against the real services from `scripts/services up` (one test binary).
 
+mod alerts;
 mod binlog_offsets;
 mod common;
 mod ddl;
@@ -14,6 +15,7 @@ mod lake_options;
 mod minimal;
 mod names;
 mod partitions;
+mod quality;
 mod reconnect;
 mod restart;
 mod snapshot_stream;

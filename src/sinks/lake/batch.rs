@@ -3,10 +3,11 @@
 //! Only whole transactions are flushed, unless a single transaction outgrows the batch limits.
 
 use super::collapse::TableBatch;
+use super::quality::QualityGate;
 use super::table::{Applied, KeyChange, LakeTable, Progress};
 use super::tables::{record_commit, CommitRetry, Tables};
 use super::{app_id, table_uri, LakeError, ResumeMarker};
-use crate::config::LakeConfig;
+use crate::config::{Config, LakeConfig};
 use crate::event::progress::Checkpoint;
 use crate::event::{ChangeEvent, SourceMessage, TableId};
 use crate::sinks::{Sink, SinkError};
@@ -22,6 +23,8 @@ pub struct LakeSink {
     connector: String,
     marker: ResumeMarker,
     tables: Tables,
+    /// Expectations checked on each table's batch before it is merged.
+    quality: QualityGate,
     /// Highest `_seq` each table already holds: replayed events at or below it are skipped.
     committed: HashMap<TableId, u64>,
     /// Events of the open transaction (after the last checkpoint), and their size.
@@ -51,10 +54,12 @@ pub struct FlushStats {
 }
 
 impl LakeSink {
-    pub async fn new(cfg: &LakeConfig, connector: &str) -> Result<Self, LakeError> {
+    pub async fn new(config: &Config) -> Result<Self, LakeError> {
+        let (cfg, connector) = (&config.lake, config.name.as_str());
         Ok(LakeSink {
             marker: ResumeMarker::new(cfg, connector)?,
             tables: Tables::new(cfg, connector).await,
+            quality: QualityGate::new(cfg, &config.quality, connector).await,
             cfg: cfg.clone(),
             connector: connector.to_string(),
             committed: HashMap::new(),
@@ -71,6 +76,12 @@ impl LakeSink {
             stop_seen: None,
             stats: FlushStats::default(),
         })
+    }
+
+    /// Sends quality findings to the alert task.
+    pub fn with_alerts(mut self, alerts: crate::alerts::Alerts) -> Self {
+        self.quality.set_alerts(alerts);
+        self
     }
 
     /// Opens the event's table on first use and learns the highest `_seq` it holds.
@@ -152,11 +163,14 @@ impl LakeSink {
         let flush_tables = self.ready.len();
         for (id, batch) in std::mem::take(&mut self.ready) {
             let label = id.to_string();
-            let changes: Vec<KeyChange> = batch.changes.into_values().collect();
+            let mut changes: Vec<KeyChange> = batch.changes.into_values().collect();
+            // source order: files, quality samples and logs list rows as they happened
+            changes.sort_unstable_by_key(|c| c.seq);
             if let Some(latest) = changes.iter().max_by_key(|c| c.schema.version) {
                 self.tables.evolve(&latest.schema.clone()).await?;
             }
             let table = self.tables.get_mut(&id).expect("opened on first event");
+            let quality = &mut self.quality;
             let newest_ts = changes.iter().map(|c| c.source_ts_ms).max();
             let commit_started = Instant::now();
             let mut retry = CommitRetry::default();
@@ -174,11 +188,15 @@ impl LakeSink {
                         checkpoint: checkpoint.as_ref(),
                         flush_tables,
                     };
+                    let rows = table.prepare(&changes)?;
+                    if quality.watches(&id) {
+                        quality.check(&id, &rows, &table.meta, &table.key).await?;
+                    }
                     if let Some(seq) = batch.truncate_seq {
                         table.truncate(seq, &progress).await?;
                     }
                     table
-                        .merge(&changes, &batch.prior, batch.max_seq, &progress)
+                        .merge_batch(rows, &batch.prior, batch.max_seq, &progress)
                         .await
                         .map(Some)
                 }
@@ -264,6 +282,9 @@ impl Sink for LakeSink {
     async fn resume_point(&mut self) -> Result<Option<Checkpoint>, SinkError> {
         let mut best = self.marker.load().await?;
         for (db, table) in super::query::list_tables(&self.cfg).await? {
+            if table.ends_with(super::quality::QUARANTINE_SUFFIX) {
+                continue; // binlake's copy of failing rows: no progress of its own
+            }
             let uri = table_uri(&self.cfg, &db, &table)?;
             let url = deltalake::ensure_table_uri(&uri).map_err(LakeError::from)?;
             let t = deltalake::DeltaTable::try_from_url_with_storage_options(

@@ -8,6 +8,9 @@ use crate::event::{TableSchema, Value};
 use deltalake::arrow::array::{
     ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMicrosecondArray,
 };
+use deltalake::arrow::compute::filter_record_batch;
+use deltalake::arrow::compute::kernels::boolean::not;
+use deltalake::arrow::compute::kernels::cmp::eq;
 use deltalake::arrow::datatypes::{Field, Schema};
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::datafusion::prelude::SessionContext;
@@ -27,19 +30,37 @@ impl LakeTable {
         last_seq: u64,
         progress: &Progress<'_>,
     ) -> Result<Applied, LakeError> {
-        if changes.is_empty() {
+        let batch = self.prepare(changes)?;
+        self.merge_batch(batch, prior, last_seq, progress).await
+    }
+
+    /// A batch's changes as the table's columns (deletes included): what the MERGE applies and what
+    /// quality expectations check.
+    pub fn prepare(&self, changes: &[KeyChange]) -> Result<RecordBatch, LakeError> {
+        self.to_batch(&changes.iter().collect::<Vec<_>>())
+    }
+
+    /// `merge` of a batch made by `prepare`.
+    pub async fn merge_batch(
+        &mut self,
+        batch: RecordBatch,
+        prior: &Prior,
+        last_seq: u64,
+        progress: &Progress<'_>,
+    ) -> Result<Applied, LakeError> {
+        let n = batch.num_rows();
+        if n == 0 {
             return Ok(Applied::default());
         }
-        let n = changes.len();
         let props = self.commit_properties(last_seq, progress);
         if prior.all_new() {
             // a key inserted and deleted within the batch leaves nothing (or, soft, a deleted row)
-            // by reference: a batch of wide rows must not be held twice
-            let rows: Vec<&KeyChange> = changes
-                .iter()
-                .filter(|c| self.soft_delete || c.op != "d")
-                .collect();
-            let batch = self.in_table_order(self.to_batch(&rows)?)?;
+            let batch = if self.soft_delete {
+                batch
+            } else {
+                self.without_deletes(batch)?
+            };
+            let batch = self.in_table_order(batch)?;
             self.table = self
                 .table
                 .clone()
@@ -52,7 +73,6 @@ impl LakeTable {
                 ..Default::default()
             });
         }
-        let batch = self.to_batch(&changes.iter().collect::<Vec<_>>())?;
         let ctx = SessionContext::new();
         let source = ctx.read_batch(batch)?;
         let mut on = self
@@ -124,6 +144,17 @@ impl LakeTable {
             files_scanned: m.num_target_files_scanned,
             files_skipped: m.num_target_files_skipped_during_scan,
         })
+    }
+
+    fn without_deletes(&self, batch: RecordBatch) -> Result<RecordBatch, LakeError> {
+        let op = batch
+            .column_by_name(&self.meta.op())
+            .ok_or_else(|| LakeError::Definite("a lake batch lacks its operation column".into()))?;
+        let deletes = eq(op, &StringArray::new_scalar("d"))?;
+        if deletes.true_count() == 0 {
+            return Ok(batch);
+        }
+        Ok(filter_record_batch(&batch, &not(&deletes)?)?)
     }
 
     fn writer_properties(&self) -> Result<WriterProperties, LakeError> {

@@ -13,6 +13,7 @@ pub mod maintenance;
 pub mod merge;
 pub mod metadata;
 pub mod partition;
+pub mod quality;
 pub mod query;
 pub mod table;
 pub mod tables;
@@ -40,6 +41,9 @@ pub enum LakeError {
     Catalog { detail: String, transient: bool },
     #[error("table name: {0}")]
     Name(#[from] crate::names::NameError),
+    /// A quality expectation that does not fit its table, or a `stop` expectation that failed.
+    #[error("{0}")]
+    Quality(#[from] crate::transforms::quality::QualityError),
     /// The table cannot go on without an operator; the message says why and how to fix it.
     #[error("{0}")]
     Definite(String),
@@ -71,7 +75,7 @@ impl LakeError {
                     Definite
                 }
             }
-            LakeError::Definite(_) | LakeError::Name(_) => Definite,
+            LakeError::Definite(_) | LakeError::Name(_) | LakeError::Quality(_) => Definite,
         }
     }
 
@@ -212,9 +216,13 @@ impl ResumeMarker {
 /// `<root>/<db>/<table>`, each name in the lake's safe encoding (`crate::names`): whatever MySQL calls
 /// a table, its files stay under the root and apart from every other table's.
 pub fn table_uri(cfg: &LakeConfig, database: &str, table: &str) -> Result<String, LakeError> {
+    table_uri_raw(&cfg.root, database, table)
+}
+
+pub fn table_uri_raw(root: &str, database: &str, table: &str) -> Result<String, LakeError> {
     Ok(format!(
         "{}/{}/{}",
-        cfg.root.trim_end_matches('/'),
+        root.trim_end_matches('/'),
         crate::names::encode(database)?,
         crate::names::encode(table)?
     ))

@@ -58,6 +58,29 @@ pub async fn session(cfg: &LakeConfig) -> Result<SessionContext, LakeError> {
             t.table_provider().await?,
         )?;
     }
+    // binlake's own quality results, under the name Glue gives them
+    let uri = format!(
+        "{}/{}",
+        cfg.root.trim_end_matches('/'),
+        super::quality::RESULTS_DIR
+    );
+    let url = deltalake::ensure_table_uri(&uri)?;
+    let t =
+        deltalake::DeltaTable::try_from_url_with_storage_options(url, storage_options(cfg)).await?;
+    if t.version().is_some() {
+        let db = super::quality::RESULTS_DATABASE;
+        if catalog.schema(db).is_none() {
+            catalog.register_schema(db, Arc::new(MemorySchemaProvider::new()))?;
+        }
+        t.update_datafusion_session(&ctx.state())?;
+        ctx.register_table(
+            deltalake::datafusion::common::TableReference::partial(
+                db,
+                super::quality::RESULTS_TABLE,
+            ),
+            t.table_provider().await?,
+        )?;
+    }
     Ok(ctx)
 }
 

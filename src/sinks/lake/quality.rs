@@ -1,0 +1,529 @@
+//! The lake side of data quality: before a table's batch is merged, its expectations are evaluated
+//! (`transforms::quality`), the results appended to `binlake_quality.results`, failing rows of
+//! `quarantine` expectations copied into `<db>/<table>__quarantine`, and a failing `stop` expectation ends
+//! the flush before anything is merged.
+//!
+//! A replayed batch (after a crash between recording and merging) must not be recorded twice. Both tables
+//! carry a Delta `txn` per source table (app id `binlake-quality:<connector>:<db.table>`, version = the
+//! highest `_seq` recorded), written atomically with the rows; only rows above it are recorded again. A
+//! `stop` expectation is judged on every row, replayed or not: its batch was never merged, so it returns.
+
+use super::glue::GlueCatalog;
+use super::metadata::MetadataColumns;
+use super::{storage_options, LakeError};
+use crate::alerts::{Alert, Alerts, Finding};
+use crate::config::quality::{QualityConfig, Severity};
+use crate::config::LakeConfig;
+use crate::event::TableId;
+use crate::transforms::quality::{evaluate, restrict, Evaluation, QualityError, Status};
+use deltalake::arrow::array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, ListBuilder, RecordBatch, StringArray,
+    StringBuilder, TimestampMicrosecondArray,
+};
+use deltalake::arrow::compute::kernels::cmp::{gt, neq};
+use deltalake::arrow::compute::{concat_batches, filter_record_batch};
+use deltalake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use deltalake::datafusion::prelude::SessionContext;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::Transaction;
+use deltalake::operations::write::SchemaMode;
+use deltalake::DeltaTable;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// Where the results table lives under the lake root. Not an encoded MySQL name (those never start with
+/// `_` followed by a plain word), so no source database can land on it; Glue and `binlake query` call it
+/// `binlake_quality.results`.
+pub const RESULTS_DIR: &str = "_binlake_quality/results";
+pub const RESULTS_DATABASE: &str = "binlake_quality";
+pub const RESULTS_TABLE: &str = "results";
+pub const QUARANTINE_SUFFIX: &str = "__quarantine";
+
+pub struct QualityGate {
+    quality: Arc<QualityConfig>,
+    connector: String,
+    root: String,
+    meta_prefix: String,
+    /// Glue's database prefix, for the Athena SQL in alerts.
+    glue_prefix: String,
+    storage: HashMap<String, String>,
+    catalog: Option<GlueCatalog>,
+    ctx: SessionContext,
+    results: Option<DeltaTable>,
+    quarantines: HashMap<TableId, DeltaTable>,
+    /// Glue registrations done by this process.
+    registered: HashSet<String>,
+    alerts: Alerts,
+}
+
+impl QualityGate {
+    pub async fn new(lake: &LakeConfig, quality: &QualityConfig, connector: &str) -> Self {
+        let catalog = match (&lake.glue, quality.expect.is_empty()) {
+            (Some(g), false) => Some(GlueCatalog::new(g).await),
+            _ => None,
+        };
+        QualityGate {
+            quality: Arc::new(quality.clone()),
+            connector: connector.to_string(),
+            root: lake.root.trim_end_matches('/').to_string(),
+            meta_prefix: lake.metadata_prefix.clone(),
+            glue_prefix: lake
+                .glue
+                .as_ref()
+                .map(|g| g.database_prefix.clone())
+                .unwrap_or_default(),
+            storage: storage_options(lake),
+            catalog,
+            ctx: SessionContext::new(),
+            results: None,
+            quarantines: HashMap::new(),
+            registered: HashSet::new(),
+            alerts: Alerts::off(),
+        }
+    }
+
+    pub fn set_alerts(&mut self, alerts: Alerts) {
+        self.alerts = alerts;
+    }
+
+    pub fn watches(&self, id: &TableId) -> bool {
+        self.quality.for_table(id).next().is_some()
+    }
+
+    fn app_id(&self, id: &TableId) -> String {
+        format!("binlake-quality:{}:{id}", self.connector)
+    }
+
+    /// Evaluates `id`'s expectations on `batch` (a lake batch: source columns and metadata columns);
+    /// records what has not been recorded yet; fails with a definite error if a `stop` expectation fails.
+    pub async fn check(
+        &mut self,
+        id: &TableId,
+        batch: &RecordBatch,
+        meta: &MetadataColumns,
+        key: &[String],
+    ) -> Result<(), LakeError> {
+        // a handle of its own: the evaluations borrow the expectations while `self` records them
+        let quality = Arc::clone(&self.quality);
+        let expectations: Vec<_> = quality.for_table(id).collect();
+        if expectations.is_empty() || batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let op = column::<StringArray>(batch, &meta.op())?;
+        let seq = column::<Int64Array>(batch, &meta.seq())?;
+        let live = neq(op, &StringArray::new_scalar("d"))?;
+        let seq_min = deltalake::arrow::compute::min(seq).unwrap_or(0);
+        let seq_max = deltalake::arrow::compute::max(seq).unwrap_or(0);
+        let now_us = crate::event::calendar::now_ms() * 1000;
+        let all = evaluate(&self.ctx, &expectations, batch, &live, key, now_us)
+            .map_err(LakeError::from)?;
+
+        // results and quarantine each know how far they are written: a batch replayed after a crash
+        // adds only the rows above that
+        let recorded = self.recorded_through(id).await?;
+        if recorded < seq_max {
+            let fresh = fresh_part(&all, &live, seq, recorded, batch, key)?;
+            self.record(id, &fresh, (recorded.max(seq_min - 1) + 1, seq_max))
+                .await?;
+            for ev in &fresh {
+                count_and_log(id, ev);
+            }
+            // alerts follow what is recorded: a replayed batch alerts no more than it records
+            let findings = fresh
+                .iter()
+                .map(|ev| self.finding(id, ev, (recorded.max(seq_min - 1) + 1, seq_max)))
+                .collect::<Result<_, _>>()?;
+            self.alerts.send(Alert::Evaluated {
+                table: id.to_string(),
+                findings,
+            });
+        }
+        if let Some(ev) = all
+            .iter()
+            .find(|ev| ev.expectation.severity == Severity::Stop && ev.status == Status::Fail)
+        {
+            return Err(QualityError::Stopped {
+                expectation: ev.expectation.id.clone(),
+                description: ev.expectation.description.clone(),
+                table: id.to_string(),
+                unexpected: ev.unexpected_count,
+                checked: ev.element_count,
+                seq_min,
+                seq_max,
+                sample: ev.sample_keys.join(" "),
+                expected: ev.expectation.check.expected(),
+            }
+            .into());
+        }
+        // only once the batch will be merged: a stopped batch comes back, maybe with other severities
+        if all
+            .iter()
+            .any(|ev| ev.expectation.severity == Severity::Quarantine && ev.unexpected_count > 0)
+        {
+            let quarantined = self.quarantined_through(id).await?;
+            if quarantined < seq_max {
+                let fresh = fresh_part(&all, &live, seq, quarantined, batch, key)?;
+                self.quarantine(id, batch, &fresh, seq_max).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An evaluation as an alert shows it, with the Athena SQL that lists the failing rows.
+    fn finding(
+        &self,
+        id: &TableId,
+        ev: &Evaluation<'_>,
+        seq: (i64, i64),
+    ) -> Result<Finding, LakeError> {
+        let e = ev.expectation;
+        let db = format!(
+            "{}{}",
+            self.glue_prefix,
+            crate::names::encode(&id.database)?
+        );
+        let seq_col = format!("\"{}seq\"", self.meta_prefix);
+        let sql = if e.severity == Severity::Quarantine {
+            let table = crate::names::encode(&format!("{}{QUARANTINE_SUFFIX}", id.table))?;
+            format!(
+                "SELECT * FROM \"{db}\".\"{table}\" WHERE \"{}expectation\" = '{}' AND {seq_col} BETWEEN {} AND {}",
+                self.meta_prefix, e.id, seq.0, seq.1
+            )
+        } else {
+            let table = crate::names::encode(&id.table)?;
+            format!(
+                "SELECT * FROM \"{db}\".\"{table}\" WHERE {seq_col} BETWEEN {} AND {} AND ({})",
+                seq.0,
+                seq.1,
+                e.check.failing_sql()
+            )
+        };
+        Ok(Finding {
+            table: id.to_string(),
+            expectation: e.id.clone(),
+            description: e.description.clone(),
+            severity: e.severity.as_str().to_string(),
+            failed: ev.status == Status::Fail,
+            observed: ev.observed.clone(),
+            expected: e.check.expected(),
+            unexpected: ev.unexpected_count,
+            checked: ev.element_count,
+            sample_keys: ev.sample_keys.clone(),
+            seq,
+            sql,
+        })
+    }
+
+    /// The highest `_seq` whose results are recorded for `id` (0: none, or results are not kept).
+    async fn recorded_through(&mut self, id: &TableId) -> Result<i64, LakeError> {
+        if !self.quality.record_results {
+            return Ok(0);
+        }
+        let app = self.app_id(id);
+        let table = self.results_table().await?;
+        txn_version(table, &app).await
+    }
+
+    async fn results_table(&mut self) -> Result<&mut DeltaTable, LakeError> {
+        if self.results.is_none() {
+            let uri = format!("{}/{RESULTS_DIR}", self.root);
+            self.results = Some(open(&uri, &self.storage).await?);
+        }
+        Ok(self.results.as_mut().expect("opened above"))
+    }
+
+    /// One results row per expectation, with the `txn` that makes the write happen once.
+    async fn record(
+        &mut self,
+        id: &TableId,
+        evaluations: &[Evaluation<'_>],
+        (seq_min, seq_max): (i64, i64),
+    ) -> Result<(), LakeError> {
+        if !self.quality.record_results {
+            return Ok(());
+        }
+        let batch = results_batch(&self.connector, id, evaluations, seq_min, seq_max)?;
+        let app = self.app_id(id);
+        let table = self.results_table().await?;
+        let written = append(table.clone(), batch, &app, seq_max).await?;
+        let columns = columns_of(&written)?;
+        self.results = Some(written);
+        self.register(
+            RESULTS_DATABASE,
+            RESULTS_TABLE,
+            &format!("{}/{RESULTS_DIR}", self.root),
+            &columns,
+        )
+        .await
+    }
+
+    /// Copies the failing rows of every `quarantine` expectation into `<db>/<table>__quarantine`.
+    async fn quarantine(
+        &mut self,
+        id: &TableId,
+        batch: &RecordBatch,
+        evaluations: &[Evaluation<'_>],
+        seq_max: i64,
+    ) -> Result<(), LakeError> {
+        let mut parts = vec![];
+        for ev in evaluations {
+            if ev.expectation.severity != Severity::Quarantine || ev.unexpected_count == 0 {
+                continue;
+            }
+            parts.push(self.quarantine_rows(batch, ev)?);
+        }
+        if parts.is_empty() {
+            return Ok(());
+        }
+        let rows = concat_batches(&parts[0].schema(), &parts)?;
+        let (table_name, uri) = self.quarantine_uri(id)?;
+        let app = self.app_id(id);
+        let table = self.quarantine_table(id).await?.clone();
+        let written = append(table, rows, &app, seq_max).await?;
+        let columns = columns_of(&written)?;
+        self.quarantines.insert(id.clone(), written);
+        self.register(&id.database, &table_name, &uri, &columns)
+            .await
+    }
+
+    fn quarantine_uri(&self, id: &TableId) -> Result<(String, String), LakeError> {
+        let name = format!("{}{QUARANTINE_SUFFIX}", id.table);
+        let uri = super::table_uri_raw(&self.root, &id.database, &name)?;
+        Ok((name, uri))
+    }
+
+    async fn quarantine_table(&mut self, id: &TableId) -> Result<&DeltaTable, LakeError> {
+        if !self.quarantines.contains_key(id) {
+            let (_, uri) = self.quarantine_uri(id)?;
+            let t = open(&uri, &self.storage).await?;
+            self.quarantines.insert(id.clone(), t);
+        }
+        Ok(self.quarantines.get(id).expect("opened above"))
+    }
+
+    /// The highest `_seq` whose failing rows are in `id`'s quarantine table (0: none).
+    async fn quarantined_through(&mut self, id: &TableId) -> Result<i64, LakeError> {
+        let app = self.app_id(id);
+        let table = self.quarantine_table(id).await?;
+        txn_version(table, &app).await
+    }
+
+    /// The failing rows of one expectation, with the expectation, the reason and when.
+    fn quarantine_rows(
+        &self,
+        batch: &RecordBatch,
+        ev: &Evaluation<'_>,
+    ) -> Result<RecordBatch, LakeError> {
+        let rows = filter_record_batch(batch, &ev.failing)?;
+        let n = rows.num_rows();
+        let e = ev.expectation;
+        let reason = format!("{}: expected {}", e.check.type_name(), e.check.expected());
+        let now = crate::event::calendar::now_ms() * 1000;
+        let mut fields: Vec<Field> = rows
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let mut arrays: Vec<ArrayRef> = rows.columns().to_vec();
+        let p = &self.meta_prefix;
+        fields.push(Field::new(format!("{p}expectation"), DataType::Utf8, true));
+        arrays.push(Arc::new(StringArray::from(vec![e.id.as_str(); n])));
+        fields.push(Field::new(format!("{p}reason"), DataType::Utf8, true));
+        arrays.push(Arc::new(StringArray::from(vec![reason.as_str(); n])));
+        fields.push(Field::new(format!("{p}quarantined_at"), utc_micros(), true));
+        arrays.push(Arc::new(
+            TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC"),
+        ));
+        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
+    }
+
+    async fn register(
+        &mut self,
+        database: &str,
+        table: &str,
+        uri: &str,
+        columns: &[(String, DataType)],
+    ) -> Result<(), LakeError> {
+        let Some(catalog) = &self.catalog else {
+            return Ok(());
+        };
+        // once per process, and again when columns were added
+        let stamp = format!("{database}.{table}:{}", columns.len());
+        if self.registered.insert(stamp) {
+            catalog.register(database, table, uri, columns).await?;
+        }
+        Ok(())
+    }
+}
+
+/// `all` limited to the live rows above `through` (all of them when the whole batch is above it).
+fn fresh_part<'a>(
+    all: &[Evaluation<'a>],
+    live: &BooleanArray,
+    seq: &Int64Array,
+    through: i64,
+    batch: &RecordBatch,
+    key: &[String],
+) -> Result<Vec<Evaluation<'a>>, LakeError> {
+    let keep = gt(seq, &Int64Array::new_scalar(through))?;
+    if keep.true_count() == batch.num_rows() {
+        return Ok(all.to_vec());
+    }
+    Ok(restrict(all, live, &keep, batch, key)?)
+}
+
+fn count_and_log(id: &TableId, ev: &Evaluation<'_>) {
+    let (table, expectation) = (id.to_string(), ev.expectation.id.as_str());
+    crate::observe::METRICS
+        .quality_evaluations
+        .with_label_values(&[table.as_str(), expectation])
+        .inc();
+    if ev.status == Status::Fail {
+        crate::observe::METRICS
+            .quality_failures
+            .with_label_values(&[table.as_str(), expectation])
+            .inc();
+        tracing::warn!(
+            table = %id,
+            expectation,
+            severity = ev.expectation.severity.as_str(),
+            unexpected = ev.unexpected_count,
+            checked = ev.element_count,
+            observed = %ev.observed,
+            "quality expectation failed"
+        );
+    }
+}
+
+fn utc_micros() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, LakeError> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| {
+            LakeError::Definite(format!("a lake batch lacks its metadata column `{name}`"))
+        })
+}
+
+async fn open(uri: &str, storage: &HashMap<String, String>) -> Result<DeltaTable, LakeError> {
+    let url = deltalake::ensure_table_uri(uri)?;
+    Ok(DeltaTable::try_from_url_with_storage_options(url, storage.clone()).await?)
+}
+
+async fn txn_version(table: &DeltaTable, app: &str) -> Result<i64, LakeError> {
+    if table.version().is_none() {
+        return Ok(0);
+    }
+    Ok(table
+        .snapshot()?
+        .transaction_version(table.log_store().as_ref(), app)
+        .await?
+        .unwrap_or(0))
+}
+
+/// Appends `rows` (creating the table on first use, adding columns the rows bring) with the `txn` that
+/// marks everything up to `seq_max` as written.
+async fn append(
+    table: DeltaTable,
+    rows: RecordBatch,
+    app: &str,
+    seq_max: i64,
+) -> Result<DeltaTable, LakeError> {
+    let props =
+        CommitProperties::default().with_application_transaction(Transaction::new(app, seq_max));
+    Ok(table
+        .write(vec![rows])
+        .with_schema_mode(SchemaMode::Merge)
+        .with_commit_properties(props)
+        .await?)
+}
+
+fn columns_of(table: &DeltaTable) -> Result<Vec<(String, DataType)>, LakeError> {
+    let arrow = table.snapshot()?.snapshot().arrow_schema();
+    Ok(arrow
+        .fields()
+        .iter()
+        .map(|f| (f.name().clone(), f.data_type().clone()))
+        .collect())
+}
+
+/// The results table's columns, one row per evaluation.
+pub fn results_schema() -> Schema {
+    let text = |n: &str| Field::new(n, DataType::Utf8, true);
+    let int = |n: &str| Field::new(n, DataType::Int64, true);
+    Schema::new(vec![
+        Field::new("evaluated_at", utc_micros(), true),
+        text("connector"),
+        text("table_name"),
+        text("expectation_id"),
+        text("expectation_type"),
+        text("description"),
+        text("level"),
+        text("severity"),
+        text("status"),
+        text("observed"),
+        text("expected"),
+        int("element_count"),
+        int("unexpected_count"),
+        Field::new("unexpected_fraction", DataType::Float64, true),
+        Field::new(
+            "sample_keys",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            true,
+        ),
+        int("seq_min"),
+        int("seq_max"),
+    ])
+}
+
+fn results_batch(
+    connector: &str,
+    id: &TableId,
+    evaluations: &[Evaluation<'_>],
+    seq_min: i64,
+    seq_max: i64,
+) -> Result<RecordBatch, LakeError> {
+    let n = evaluations.len();
+    let now = crate::event::calendar::now_ms() * 1000;
+    let each = |f: &dyn Fn(&Evaluation<'_>) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(evaluations.iter().map(f)))
+    };
+    let mut keys = ListBuilder::new(StringBuilder::new());
+    for ev in evaluations {
+        for k in &ev.sample_keys {
+            keys.values().append_value(k);
+        }
+        keys.append(true);
+    }
+    let table = id.to_string();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
+        Arc::new(StringArray::from(vec![connector; n])),
+        Arc::new(StringArray::from(vec![table.as_str(); n])),
+        each(&|e| e.expectation.id.clone()),
+        each(&|e| e.expectation.check.type_name().to_string()),
+        each(&|e| e.expectation.description.clone()),
+        Arc::new(StringArray::from(vec!["row"; n])),
+        each(&|e| e.expectation.severity.as_str().to_string()),
+        each(&|e| e.status.as_str().to_string()),
+        each(&|e| e.observed.clone()),
+        each(&|e| e.expectation.check.expected()),
+        Arc::new(Int64Array::from_iter_values(
+            evaluations.iter().map(|e| e.element_count as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            evaluations.iter().map(|e| e.unexpected_count as i64),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            evaluations.iter().map(|e| e.unexpected_fraction()),
+        )),
+        Arc::new(keys.finish()),
+        Arc::new(Int64Array::from(vec![seq_min; n])),
+        Arc::new(Int64Array::from(vec![seq_max; n])),
+    ];
+    Ok(RecordBatch::try_new(Arc::new(results_schema()), columns)?)
+}
