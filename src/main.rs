@@ -94,6 +94,20 @@ enum BinlogCommand {
     },
 }
 
+/// Sends the "stopped" alert for a failed run, then lets queued alerts go out, within ECS's stop timeout
+/// after the pipeline's own drain.
+async fn stop_alert(
+    alerts: binlake::alerts::Alerts,
+    task: binlake::alerts::AlertTask,
+    error: Option<String>,
+) {
+    if let Some(error) = error {
+        alerts.send(binlake::alerts::Alert::Stopped { error });
+    }
+    drop(alerts);
+    task.finish(std::time::Duration::from_secs(4)).await;
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -131,14 +145,12 @@ async fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             .await;
-            if let Err(e) = &result {
-                alerts.send(binlake::alerts::Alert::Stopped {
-                    error: format!("{e:#}"),
-                });
-            }
-            drop(alerts);
-            // inside ECS's stop timeout, after the pipeline's own drain
-            alert_task.finish(std::time::Duration::from_secs(4)).await;
+            stop_alert(
+                alerts,
+                alert_task,
+                result.as_ref().err().map(|e| format!("{e:#}")),
+            )
+            .await;
             result?;
         }
         Command::Sink { config } => {
@@ -148,7 +160,15 @@ async fn main() -> anyhow::Result<()> {
             }
             let cancel = CancellationToken::new();
             pipeline::cancel_on_signals(cancel.clone());
-            binlake::ingest::run(&config, cancel).await?;
+            let (alerts, alert_task) = binlake::alerts::spawn(&config.alerts, &config.name);
+            let result = binlake::ingest::run(&config, cancel).await;
+            stop_alert(
+                alerts,
+                alert_task,
+                result.as_ref().err().map(|e| format!("{e:#}")),
+            )
+            .await;
+            result?;
         }
         Command::Query { config, sql } => {
             let config = Config::load(&config)?;

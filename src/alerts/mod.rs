@@ -40,6 +40,9 @@ pub enum Alert {
     },
     /// The pipeline stopped with a definite error.
     Stopped { error: String },
+    /// At start: `(table, expectation)` pairs whose latest recorded evaluation failed, already announced
+    /// by an earlier process.
+    StillFailing { failing: Vec<(String, String)> },
 }
 
 /// Where alerts are queued; cheap to clone. `Alerts::off()` when none are configured.
@@ -121,6 +124,10 @@ async fn run(
                 tracker.observe(&table, findings, Instant::now())
             }
             Alert::Stopped { error } => vec![Notice::Stopped { error }],
+            Alert::StillFailing { failing } => {
+                tracker.known_failing(failing, Instant::now());
+                vec![]
+            }
         };
         for notice in &notices {
             for d in &mut destinations {

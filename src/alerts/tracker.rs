@@ -42,6 +42,16 @@ impl Tracker {
         }
     }
 
+    /// Failures an earlier process announced: they remind and resolve, but do not start again.
+    pub fn known_failing(&mut self, failing: Vec<(String, String)>, now: Instant) {
+        for key in failing {
+            self.open.entry(key).or_insert(Open {
+                since: now,
+                last_notified: now,
+            });
+        }
+    }
+
     /// The notices one batch's evaluations (of one table) call for, at `now`.
     pub fn observe(&mut self, table: &str, findings: Vec<Finding>, now: Instant) -> Vec<Notice> {
         let (mut started, mut reminders, mut resolved) = (vec![], vec![], vec![]);
@@ -185,6 +195,19 @@ mod tests {
             )
             .is_empty());
         // b fails again: a new start
+        let mut fresh = Tracker::new(Duration::from_secs(3600));
+        fresh.known_failing(vec![("stocks.quotes".into(), "a".into())], t0);
+        assert!(
+            fresh
+                .observe("stocks.quotes", vec![finding("a", true)], t0)
+                .is_empty(),
+            "known: no new start"
+        );
+        let n = fresh.observe("stocks.quotes", vec![finding("a", false)], t0);
+        assert_eq!(
+            n.iter().map(names).collect::<Vec<_>>(),
+            [("resolved".into(), vec!["a".into()])]
+        );
         let n = t.observe(
             "stocks.quotes",
             batch(true, true),

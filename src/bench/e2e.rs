@@ -391,18 +391,47 @@ pub async fn quality_overhead(args: &BenchArgs) -> anyhow::Result<()> {
     let end = current_position(&mut conn, &info)
         .await?
         .expect("binlog on");
-    for round in 1..=2 {
-        for (label, tail) in [("plain", ""), ("quality", QUALITY)] {
+    let mut secs: [Vec<f64>; 2] = [vec![], vec![]];
+    for round in 1..=3 {
+        for (i, (label, tail)) in [("plain", ""), ("quality", QUALITY)]
+            .into_iter()
+            .enumerate()
+        {
             let name = format!("q_{label}_{round}");
             bench.resume_at(&name, true, &start)?;
             let c = bench.config_with(&name, "lake", "", tail)?;
             let d = bench.to_lake(&name, &c, &end).await?;
-            println!(
+            let mut line = format!(
                 "binlog → lake, 10,000-row transactions, {label} (round {round}): {}",
                 rate(rows, &d)
             );
+            if !tail.is_empty() {
+                // proof of work: the evaluations the run recorded
+                let lake = crate::config::Config::load(&c)?.lake;
+                let n = crate::sinks::lake::query::sql(
+                    &lake,
+                    "SELECT count(*) AS n, sum(element_count) AS rows FROM binlake_quality.results",
+                )
+                .await?
+                .collect()
+                .await?;
+                let cell =
+                    |i| deltalake::arrow::util::display::array_value_to_string(n[0].column(i), 0);
+                line += &format!("; {} evaluations over {} rows recorded", cell(0)?, cell(1)?);
+            }
+            println!("{line}");
+            secs[i].push(d.secs);
         }
     }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (plain, quality) = (median(&mut secs[0]), median(&mut secs[1]));
+    println!(
+        "median: plain {plain:.2} s, with ten expectations {quality:.2} s: {:+.1}% time",
+        (quality / plain - 1.0) * 100.0
+    );
     conn.query_drop("DROP DATABASE binlake_bench").await?;
     std::fs::remove_dir_all(&dir).ok();
     Ok(())

@@ -546,7 +546,8 @@ async fn s3_lake_on_moto_with_glue_registration() {
 async fn alter_table_during_the_snapshot_is_retried_and_lands_in_the_lake() {
     let db = TestDb::new("lakeddlsnap").await;
     create_quotes(&db, 100_000).await;
-    let config = db.config("[source.snapshot]\nchunk_size = 500");
+    // 500 chunks, each its own commit: long enough that a loaded machine still lands the ALTER inside it
+    let config = db.config("[source.snapshot]\nchunk_size = 200");
     let (cancel, handle) = start_lake(config.clone());
     let quotes = format!("{}.quotes", db.name);
     // the snapshot has begun (its first chunk is in the lake) and has not finished

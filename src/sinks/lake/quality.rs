@@ -54,6 +54,8 @@ pub struct QualityGate {
     /// Glue registrations done by this process.
     registered: HashSet<String>,
     alerts: Alerts,
+    /// The alert task has been told which expectations were failing when this process started.
+    alerts_seeded: bool,
 }
 
 impl QualityGate {
@@ -79,6 +81,7 @@ impl QualityGate {
             quarantines: HashMap::new(),
             registered: HashSet::new(),
             alerts: Alerts::off(),
+            alerts_seeded: false,
         }
     }
 
@@ -108,6 +111,9 @@ impl QualityGate {
         let expectations: Vec<_> = quality.for_table(id).collect();
         if expectations.is_empty() || batch.num_rows() == 0 {
             return Ok(());
+        }
+        if !self.alerts_seeded {
+            self.seed_alerts().await?;
         }
         let op = column::<StringArray>(batch, &meta.op())?;
         let seq = column::<Int64Array>(batch, &meta.seq())?;
@@ -166,6 +172,42 @@ impl QualityGate {
                 self.quarantine(id, batch, &fresh, seq_max).await?;
             }
         }
+        Ok(())
+    }
+
+    /// Tells the alert task which expectations of this connector failed on their latest evaluation, so a
+    /// restart (an ECS deploy) does not announce them again as new failures.
+    async fn seed_alerts(&mut self) -> Result<(), LakeError> {
+        if !self.quality.record_results {
+            self.alerts_seeded = true;
+            return Ok(());
+        }
+        let table = self.results_table().await?.clone();
+        if table.version().is_some() {
+            let ctx = SessionContext::new();
+            ctx.register_table("results", table.table_provider().await?)?;
+            // connector names are letters, digits, '-' and '_' (validated): safe in a literal
+            let sql = format!(
+                "SELECT table_name, expectation_id FROM (SELECT table_name, expectation_id, status, \
+                 row_number() OVER (PARTITION BY table_name, expectation_id ORDER BY seq_max DESC, \
+                 evaluated_at DESC) AS n FROM results WHERE connector = '{}') WHERE n = 1 AND status = 'fail'",
+                self.connector
+            );
+            let batches = ctx.sql(&sql).await?.collect().await?;
+            let mut failing = vec![];
+            for b in &batches {
+                let cell = |i: usize, row: usize| {
+                    deltalake::arrow::util::display::array_value_to_string(b.column(i), row)
+                };
+                for row in 0..b.num_rows() {
+                    failing.push((cell(0, row)?, cell(1, row)?));
+                }
+            }
+            if !failing.is_empty() {
+                self.alerts.send(Alert::StillFailing { failing });
+            }
+        }
+        self.alerts_seeded = true;
         Ok(())
     }
 
