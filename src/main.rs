@@ -55,6 +55,16 @@ enum Command {
         config: PathBuf,
         sql: String,
     },
+    /// Evaluate the table-level quality expectations over the lake now; exit 1 if one fails.
+    Validate {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this table (`db.table`).
+        #[arg(long)]
+        table: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ValidateFormat,
+    },
     /// Compact small files and vacuum unreferenced ones in every lake table (also runs on a schedule).
     Maintain {
         #[arg(long, short)]
@@ -106,6 +116,13 @@ async fn stop_alert(
     }
     drop(alerts);
     task.finish(std::time::Duration::from_secs(4)).await;
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ValidateFormat {
+    Table,
+    Json,
+    Junit,
 }
 
 #[tokio::main]
@@ -169,6 +186,47 @@ async fn main() -> anyhow::Result<()> {
             )
             .await;
             result?;
+        }
+        Command::Validate {
+            config,
+            table,
+            format,
+        } => {
+            let config = Config::load(&config)?;
+            let only = match &table {
+                Some(t) => Some(
+                    binlake::event::TableId::parse(t)
+                        .ok_or_else(|| anyhow::anyhow!("--table {t}: write it `database.table`"))?,
+                ),
+                None => None,
+            };
+            if config.quality.tables.is_empty() {
+                anyhow::bail!(
+                    "no table-level expectations in the config (types: {})",
+                    binlake::config::quality::TABLE_CHECK_TYPES.join(", ")
+                );
+            }
+            use binlake::sinks::lake::validate;
+            let results = validate::validate(&config, only.as_ref()).await?;
+            if config.quality.record_results {
+                binlake::sinks::lake::quality::record_table_results(
+                    &config.lake,
+                    &config.name,
+                    &results,
+                )
+                .await?;
+            }
+            let text = match format {
+                ValidateFormat::Table => validate::render_table(&results),
+                ValidateFormat::Json => serde_json::to_string_pretty(&results)? + "\n",
+                ValidateFormat::Junit => validate::render_junit(&results),
+            };
+            print!("{text}");
+            if results.iter().any(|r| r.status == "fail") {
+                use std::io::Write;
+                std::io::stdout().flush()?;
+                std::process::exit(1);
+            }
         }
         Command::Query { config, sql } => {
             let config = Config::load(&config)?;

@@ -6,6 +6,7 @@ mod env;
 mod filter;
 pub mod kafka;
 pub mod quality;
+mod quality_table;
 mod validate;
 
 pub use env::interpolate;

@@ -2,20 +2,95 @@
 //! Types and parameter names follow Great Expectations' (`docs/quality.md` maps each one), so a team
 //! moving from a GE suite recognises them.
 
+pub use super::quality_table::{StatBounds, TableCheck, TableExpectation, TABLE_CHECK_TYPES};
 use super::{invalid, ConfigError};
 use crate::event::TableId;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeSet;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct QualityConfig {
     /// Write every evaluation to the Delta table `<lake.root>/binlake_quality/results` (default true).
-    #[serde(default = "yes")]
     pub record_results: bool,
-    #[serde(default)]
+    /// The row-level `[[quality.expect]]` entries, checked on every batch.
     pub expect: Vec<Expectation>,
+    /// The table-level ones, checked over the Delta table (`binlake validate`).
+    pub tables: Vec<TableExpectation>,
+}
+
+/// `[quality]` as written: each `[[quality.expect]]` becomes a row-level or a table-level expectation by
+/// its `type`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuality {
+    #[serde(default = "yes")]
+    record_results: bool,
+    #[serde(default)]
+    expect: Vec<toml::Table>,
+}
+
+impl<'de> Deserialize<'de> for QualityConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = RawQuality::deserialize(d)?;
+        let mut cfg = QualityConfig {
+            record_results: raw.record_results,
+            expect: vec![],
+            tables: vec![],
+        };
+        for t in raw.expect {
+            let is_table = matches!(t.get("type"), Some(toml::Value::String(s)) if TABLE_CHECK_TYPES.contains(&s.as_str()));
+            if is_table {
+                cfg.tables.push(table_expectation::<D::Error>(t)?);
+            } else {
+                cfg.expect.push(
+                    Expectation::deserialize(toml::Value::Table(t)).map_err(D::Error::custom)?,
+                );
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+fn table_expectation<E: serde::de::Error>(mut t: toml::Table) -> Result<TableExpectation, E> {
+    let (id, table, severity, description) = common::<E>(&mut t)?;
+    let type_name = t
+        .get("type")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let check = TableCheck::deserialize(toml::Value::Table(t))
+        .map_err(|e| E::custom(format!("expectation `{id}` ({type_name}): {e}")))?;
+    Ok(TableExpectation {
+        id,
+        table,
+        severity,
+        description,
+        check,
+    })
+}
+
+/// The keys every expectation has: id, table, severity, description.
+fn common<E: serde::de::Error>(
+    t: &mut toml::Table,
+) -> Result<(String, TableId, Severity, String), E> {
+    let id = take_text::<E>(t, "id")?.ok_or_else(|| E::missing_field("id"))?;
+    let table_text = take_text::<E>(t, "table")?.ok_or_else(|| E::missing_field("table"))?;
+    let description = take_text::<E>(t, "description")?.unwrap_or_default();
+    let severity = match take_text::<E>(t, "severity")? {
+        None => Severity::default(),
+        Some(s) => Severity::deserialize(toml::Value::String(s.clone())).map_err(|_| {
+            E::custom(format!(
+                "expectation `{id}`: severity `{s}` is not one of warn, quarantine, stop"
+            ))
+        })?,
+    };
+    let table = TableId::parse(&table_text).ok_or_else(|| {
+        E::custom(format!(
+            "expectation `{id}`: table `{table_text}` must be written `database.table`"
+        ))
+    })?;
+    Ok((id, table, severity, description))
 }
 
 fn yes() -> bool {
@@ -27,6 +102,7 @@ impl Default for QualityConfig {
         QualityConfig {
             record_results: true,
             expect: vec![],
+            tables: vec![],
         }
     }
 }
@@ -409,18 +485,7 @@ impl<'de> Deserialize<'de> for Expectation {
     /// `flatten` would silently accept unknown keys, and a misspelt parameter must be an error.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut t = toml::Table::deserialize(d)?;
-        let mut text = |key: &str| take_text::<D::Error>(&mut t, key);
-        let id = text("id")?.ok_or_else(|| D::Error::missing_field("id"))?;
-        let table_text = text("table")?.ok_or_else(|| D::Error::missing_field("table"))?;
-        let description = text("description")?.unwrap_or_default();
-        let severity = match text("severity")? {
-            None => Severity::default(),
-            Some(s) => Severity::deserialize(toml::Value::String(s.clone())).map_err(|_| {
-                D::Error::custom(format!(
-                    "expectation `{id}`: severity `{s}` is not one of warn, quarantine, stop"
-                ))
-            })?,
-        };
+        let (id, table, severity, description) = common::<D::Error>(&mut t)?;
         let mostly = match t.remove("mostly") {
             None => 1.0,
             Some(toml::Value::Float(f)) => f,
@@ -432,24 +497,21 @@ impl<'de> Deserialize<'de> for Expectation {
                 )))
             }
         };
-        let table = TableId::parse(&table_text).ok_or_else(|| {
-            D::Error::custom(format!(
-                "expectation `{id}`: table `{table_text}` must be written `database.table`"
-            ))
-        })?;
         let type_name = match t.get("type") {
             Some(toml::Value::String(s)) => s.clone(),
             _ => {
                 return Err(D::Error::custom(format!(
-                    "expectation `{id}`: `type` is missing; one of {}",
-                    CHECK_TYPES.join(", ")
+                    "expectation `{id}`: `type` is missing; one of {}, {}",
+                    CHECK_TYPES.join(", "),
+                    TABLE_CHECK_TYPES.join(", ")
                 )))
             }
         };
         if !CHECK_TYPES.contains(&type_name.as_str()) {
             return Err(D::Error::custom(format!(
-                "expectation `{id}`: unknown type `{type_name}`; one of {}",
-                CHECK_TYPES.join(", ")
+                "expectation `{id}`: unknown type `{type_name}`; one of {}, {}",
+                CHECK_TYPES.join(", "),
+                TABLE_CHECK_TYPES.join(", ")
             )));
         }
         let check = Check::deserialize(toml::Value::Table(t))
@@ -480,6 +542,7 @@ impl QualityConfig {
     /// Ids unique, parameters sensible, regexes compile, every table captured by `source.include`.
     pub(super) fn validate(&self, captured: &dyn Fn(&TableId) -> bool) -> Result<(), ConfigError> {
         let mut ids = BTreeSet::new();
+        self.validate_tables(captured, &mut ids)?;
         for (i, e) in self.expect.iter().enumerate() {
             let key = format!("quality.expect[{i}]");
             let bad = |m: String| invalid(&key, format!("expectation `{}`: {m}", e.id));
@@ -491,7 +554,7 @@ impl QualityConfig {
             {
                 return Err(bad("the id must be letters, digits, '_' and '-'".into()));
             }
-            if !ids.insert(e.id.as_str()) {
+            if !ids.insert(e.id.clone()) {
                 return Err(bad("the id is used twice; ids must be unique".into()));
             }
             if !captured(&e.table) {
@@ -547,6 +610,43 @@ impl QualityConfig {
                     return Err(bad("scale must be at most 38".into()))
                 }
                 _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_tables(
+        &self,
+        captured: &dyn Fn(&TableId) -> bool,
+        ids: &mut BTreeSet<String>,
+    ) -> Result<(), ConfigError> {
+        for (i, e) in self.tables.iter().enumerate() {
+            let key = format!("quality.expect (table-level #{i})");
+            let bad = |m: String| invalid(&key, format!("expectation `{}`: {m}", e.id));
+            if e.id.is_empty()
+                || !e
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(bad("the id must be letters, digits, '_' and '-'".into()));
+            }
+            if !ids.insert(e.id.clone()) {
+                return Err(bad("the id is used twice; ids must be unique".into()));
+            }
+            if !captured(&e.table) {
+                return Err(bad(format!(
+                    "table {} is not captured (see source.include / source.exclude)",
+                    e.table
+                )));
+            }
+            if e.severity == Severity::Quarantine {
+                return Err(bad(
+                    "a table-level expectation has no rows to quarantine; use warn or stop".into(),
+                ));
+            }
+            if let Some(problem) = e.check.problem() {
+                return Err(bad(problem));
             }
         }
         Ok(())
@@ -618,6 +718,35 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("colum"), "{err}");
         assert!(err.contains("expectation `x`"), "{err}");
+    }
+
+    #[test]
+    fn table_level_entries_are_told_apart_by_type_and_checked() {
+        let cfg = parse(
+            "[[expect]]\nid = \"m\"\ntable = \"stocks.q\"\ntype = \"min_between\"\ncolumn = \"bid\"\nmin_value = 0\n\
+             [[expect]]\nid = \"r\"\ntable = \"stocks.q\"\ntype = \"not_null\"\ncolumn = \"bid\"\n",
+        )
+        .unwrap();
+        assert_eq!((cfg.expect.len(), cfg.tables.len()), (1, 1));
+        assert_eq!(cfg.tables[0].check.expected(), "min(bid) in [0, -]");
+        for (body, needle) in [
+            (
+                "type = \"min_between\"\ncolumn = \"bid\"\nminimum = 0",
+                "minimum",
+            ),
+            ("type = \"row_count_between\"", "give min_value"),
+            ("type = \"sql\"\nquery = \"SELECT 1\"", "{table}"),
+            (
+                "type = \"unique\"\ncolumn_list = [\"id\"]\nseverity = \"quarantine\"",
+                "no rows to quarantine",
+            ),
+        ] {
+            let err = parse(&format!(
+                "[[expect]]\nid = \"t1\"\ntable = \"stocks.q\"\n{body}\n"
+            ))
+            .unwrap_err();
+            assert!(err.contains(needle) && err.contains("t1"), "{body}: {err}");
+        }
     }
 
     #[test]

@@ -336,3 +336,174 @@ async fn an_expectation_on_a_missing_column_stops_with_its_name() {
     let text = err.to_string();
     assert!(text.contains("typo") && text.contains("bidd"), "{text}");
 }
+
+const TABLE_EXPECTATIONS: &str = r#"
+[[quality.expect]]
+id = "rows_ok"
+table = "DB.quotes"
+type = "row_count_between"
+min_value = 100
+max_value = 200
+[[quality.expect]]
+id = "ids_unique"
+table = "DB.quotes"
+type = "unique"
+column_list = ["id"]
+[[quality.expect]]
+id = "symbol_unique"
+table = "DB.quotes"
+type = "unique"
+column_list = ["symbol"]
+[[quality.expect]]
+id = "note_nulls"
+table = "DB.quotes"
+type = "null_fraction_at_most"
+column = "note"
+max_fraction = 0.01
+[[quality.expect]]
+id = "symbols_distinct"
+table = "DB.quotes"
+type = "distinct_count_between"
+column = "symbol"
+min_value = 1
+max_value = 10
+[[quality.expect]]
+id = "bid_min"
+table = "DB.quotes"
+type = "min_between"
+column = "bid"
+min_value = 0
+[[quality.expect]]
+id = "ask_mean"
+table = "DB.quotes"
+type = "mean_between"
+column = "ask"
+min_value = 1
+max_value = 1000
+[[quality.expect]]
+id = "fresh"
+table = "DB.quotes"
+type = "freshness"
+max_age_secs = 3600
+[[quality.expect]]
+id = "columns"
+table = "DB.quotes"
+type = "schema"
+columns = ["id", "symbol", "bid", "ask", "note", "ts"]
+exact = true
+[[quality.expect]]
+id = "crossed"
+table = "DB.quotes"
+type = "sql"
+query = "SELECT id FROM {table} WHERE ask < bid ORDER BY id"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_runs_table_expectations_prints_junit_and_exits_1_on_failure() {
+    let db = TestDb::new("qvalid").await;
+    load(&db).await;
+    faults(&db).await;
+    let text = db.config_text("") + &TABLE_EXPECTATIONS.replace("DB.", &format!("{}.", db.name));
+    let path = db.dir.path().join("validate.toml");
+    std::fs::write(&path, &text).unwrap();
+    let config = Config::parse(&text, &path).unwrap();
+    assert_eq!(
+        (config.quality.expect.len(), config.quality.tables.len()),
+        (0, 10)
+    );
+    let (cancel, handle) = start_lake(config.clone());
+    wait_for_lake(&config, &format!("{}.quotes", db.name), "id = 1008", 60).await;
+    cancel.cancel();
+    handle.await.unwrap().unwrap();
+
+    let validate = |format: &str| {
+        std::process::Command::new(binary())
+            .args(["validate", "--format", format, "--config"])
+            .arg(&path)
+            .env("BINLAKE_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let out = validate("json");
+    assert_eq!(out.status.code(), Some(1), "a failing expectation exits 1");
+    let results: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let status: Vec<(String, String)> = results
+        .iter()
+        .map(|r| {
+            (
+                r["expectation"].as_str().unwrap().into(),
+                r["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want = [
+        ("rows_ok", "pass"),
+        ("ids_unique", "pass"),
+        ("symbol_unique", "fail"),
+        ("note_nulls", "fail"),
+        ("symbols_distinct", "pass"),
+        ("bid_min", "fail"),
+        ("ask_mean", "pass"),
+        ("fresh", "pass"),
+        ("columns", "pass"),
+        ("crossed", "fail"),
+    ];
+    assert_eq!(
+        status,
+        want.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>()
+    );
+    let crossed = results
+        .iter()
+        .find(|r| r["expectation"] == "crossed")
+        .unwrap();
+    assert_eq!(crossed["sample_keys"], serde_json::json!(["1004", "1005"]));
+    assert_eq!(crossed["element_count"], 108);
+    let nulls = results
+        .iter()
+        .find(|r| r["expectation"] == "note_nulls")
+        .unwrap();
+    assert_eq!(nulls["unexpected_count"], 6, "{nulls}");
+
+    let out = validate("junit");
+    assert_eq!(out.status.code(), Some(1));
+    let junit = String::from_utf8(out.stdout).unwrap();
+    assert!(junit.contains("tests=\"10\" failures=\"4\""), "{junit}");
+    assert!(
+        junit.contains("<testcase classname=") && junit.contains("name=\"crossed\"><failure"),
+        "{junit}"
+    );
+    // both runs are in the results table, as table-level evaluations
+    let recorded = query_cells(
+        &config,
+        &format!(
+            "SELECT count(*) FROM binlake_quality.results WHERE level = 'table' AND table_name = '{}.quotes'",
+            db.name
+        ),
+    )
+    .await;
+    assert_eq!(recorded[0][0], "20");
+
+    // only passing expectations: exit 0
+    let passing = db.config_text("")
+        + &TABLE_EXPECTATIONS
+            .replace("DB.", &format!("{}.", db.name))
+            .split("[[quality.expect]]")
+            .filter(|e| {
+                ["rows_ok", "ids_unique", "fresh", "columns"]
+                    .iter()
+                    .any(|id| e.contains(&format!("\"{id}\"")))
+            })
+            .map(|e| format!("[[quality.expect]]{e}"))
+            .collect::<String>();
+    std::fs::write(&path, passing).unwrap();
+    let out = validate("table");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4 expectations, 0 failed"));
+}

@@ -17,6 +17,7 @@ pub mod quality;
 pub mod query;
 pub mod table;
 pub mod tables;
+pub mod validate;
 
 use crate::config::LakeConfig;
 use crate::event::progress::Checkpoint;

@@ -493,6 +493,66 @@ fn columns_of(table: &DeltaTable) -> Result<Vec<(String, DataType)>, LakeError> 
         .collect())
 }
 
+/// Appends `binlake validate`'s table-level results (no `_seq` range: they judge the table as it stands).
+pub async fn record_table_results(
+    lake: &LakeConfig,
+    connector: &str,
+    results: &[super::validate::TableResult],
+) -> Result<(), LakeError> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    let n = results.len();
+    let now = crate::event::calendar::now_ms() * 1000;
+    let text = |f: &dyn Fn(&super::validate::TableResult) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(results.iter().map(f)))
+    };
+    let mut keys = ListBuilder::new(StringBuilder::new());
+    for r in results {
+        for k in &r.sample_keys {
+            keys.values().append_value(k);
+        }
+        keys.append(true);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
+        Arc::new(StringArray::from(vec![connector; n])),
+        text(&|r| r.table.clone()),
+        text(&|r| r.expectation.clone()),
+        text(&|r| r.type_name.to_string()),
+        text(&|r| r.description.clone()),
+        Arc::new(StringArray::from(vec!["table"; n])),
+        text(&|r| r.severity.to_string()),
+        text(&|r| r.status.to_string()),
+        text(&|r| r.observed.clone()),
+        text(&|r| r.expected.clone()),
+        Arc::new(Int64Array::from_iter_values(
+            results.iter().map(|r| r.element_count as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            results.iter().map(|r| r.unexpected_count as i64),
+        )),
+        Arc::new(Float64Array::from_iter_values(results.iter().map(|r| {
+            if r.element_count == 0 {
+                0.0
+            } else {
+                r.unexpected_count as f64 / r.element_count as f64
+            }
+        }))),
+        Arc::new(keys.finish()),
+        Arc::new(Int64Array::from(vec![None::<i64>; n])),
+        Arc::new(Int64Array::from(vec![None::<i64>; n])),
+    ];
+    let batch = RecordBatch::try_new(Arc::new(results_schema()), columns)?;
+    let uri = format!("{}/{RESULTS_DIR}", lake.root.trim_end_matches('/'));
+    let table = open(&uri, &storage_options(lake)).await?;
+    table
+        .write(vec![batch])
+        .with_schema_mode(SchemaMode::Merge)
+        .await?;
+    Ok(())
+}
+
 /// The results table's columns, one row per evaluation.
 pub fn results_schema() -> Schema {
     let text = |n: &str| Field::new(n, DataType::Utf8, true);
