@@ -168,12 +168,13 @@ async fn two_sinks_in_one_group_one_killed_leave_the_lake_equal() {
     };
     let spawn_sink = || {
         let mut pids = guard.pids.lock().unwrap();
-        let child = spawn_binlake_sink_logged(&path, &logs.join(format!("sink{}.log", pids.len())));
+        let log = logs.join(format!("sink{}.log", pids.len()));
+        let child = spawn_binlake_sink_logged(&path, &log);
         pids.push(child.id());
-        child
+        (child, log)
     };
-    let mut a = spawn_sink();
-    let mut b = spawn_sink();
+    let (mut a, mut a_log) = spawn_sink();
+    let (mut b, _) = spawn_sink();
     let quotes = format!("{}.quotes", db.name);
     wait_for_lake(&config, &quotes, "id = 300", 90).await;
     let stop_writer = Arc::new(AtomicBool::new(false));
@@ -182,12 +183,15 @@ async fn two_sinks_in_one_group_one_killed_leave_the_lake_equal() {
         // kill one member while changes flow; the other takes its partitions over from Delta's offsets
         let floor = 300 + 150 * (round + 1);
         wait_for_any(&config, &quotes, &format!("id > {floor}"), 90).await;
+        // the kill lands on a member that owns a table partition, not on one still joining the group
+        // (tansu then waits out the dead joiner's session before anyone gets its partitions)
+        wait_for_log(&a_log, "reading from the position Delta holds", 90).await;
         assert_alive(&mut a, "before the kill");
         assert_alive(&mut b, "before the kill");
         a.kill().unwrap(); // SIGKILL
         a.wait().unwrap();
         wait_for_any(&config, &quotes, &format!("id > {}", floor + 100), 90).await;
-        a = spawn_sink();
+        (a, a_log) = spawn_sink();
     }
     stop_writer.store(true, Ordering::Relaxed);
     w.await.unwrap();
@@ -200,6 +204,22 @@ async fn two_sinks_in_one_group_one_killed_leave_the_lake_equal() {
     // equal row sets: a key written twice would be an extra row
     assert_lake_equals_source(&config, &db.name, "quotes").await;
     stop(publisher, published).await;
+}
+
+/// Waits until the log file contains `needle`.
+async fn wait_for_log(log: &std::path::Path, needle: &str, secs: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains(needle)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} did not log `{needle}` within {secs}s",
+            log.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// If the test fails, kills the sink processes it started (they would outlive it) and prints their logs.
