@@ -158,6 +158,11 @@ pub struct ConsumerSettings {
     /// Ms between checks for new table topics (`topic.metadata.refresh.interval.ms`; default 10000).
     #[serde(default = "default_topic_refresh")]
     pub topic_refresh_ms: u64,
+    /// A sink process silent this long is dropped from the group and its partitions go to the others
+    /// (`session.timeout.ms`; default 10000, as Kafka Connect's workers: a killed task's tables resume
+    /// within seconds, not the 45 s of librdkafka's default). Heartbeats go every third of it.
+    #[serde(default = "default_session_timeout")]
+    pub session_timeout_ms: u64,
 }
 
 impl Default for ConsumerSettings {
@@ -167,6 +172,7 @@ impl Default for ConsumerSettings {
             dlq: true,
             schema_wait_secs: default_schema_wait(),
             topic_refresh_ms: default_topic_refresh(),
+            session_timeout_ms: default_session_timeout(),
         }
     }
 }
@@ -175,6 +181,9 @@ fn default_schema_wait() -> u64 {
     60
 }
 fn default_topic_refresh() -> u64 {
+    10_000
+}
+fn default_session_timeout() -> u64 {
     10_000
 }
 
@@ -383,6 +392,13 @@ impl KafkaConfig {
             return Err(invalid(
                 "kafka.consumer.topic_refresh_ms",
                 "must be between 100 and 3600000",
+            ));
+        }
+        // the range brokers accept by default (group.min/max.session.timeout.ms)
+        if !(6_000..=300_000).contains(&self.consumer.session_timeout_ms) {
+            return Err(invalid(
+                "kafka.consumer.session_timeout_ms",
+                "must be between 6000 and 300000 (the brokers' default group limits)",
             ));
         }
         if self.request_timeout_secs == 0 {

@@ -134,6 +134,14 @@ impl ChangeConsumer {
                 "topic.metadata.refresh.interval.ms",
                 config.consumer.topic_refresh_ms.to_string(),
             )
+            .set(
+                "session.timeout.ms",
+                config.consumer.session_timeout_ms.to_string(),
+            )
+            .set(
+                "heartbeat.interval.ms",
+                (config.consumer.session_timeout_ms / 3).max(1).to_string(),
+            )
             .create_with_context(SinkContext {
                 inner: KafkaContext::new(config, None),
                 rebalanced: Mutex::new(Rebalanced::default()),
