@@ -138,6 +138,13 @@ async fn main() -> anyhow::Result<()> {
             }
             let cancel = CancellationToken::new();
             pipeline::cancel_on_signals(cancel.clone());
+            if config.sink.kind != SinkKind::Lake && !config.quality.expect.is_empty() {
+                tracing::warn!(
+                    sink = ?config.sink.kind,
+                    expectations = config.quality.expect.len(),
+                    "row-level quality expectations are evaluated by the lake sink only; with this sink they are not checked"
+                );
+            }
             let (alerts, alert_task) = binlake::alerts::spawn(&config.alerts, &config.name);
             let result: anyhow::Result<()> = async {
                 match config.sink.kind {
@@ -177,6 +184,12 @@ async fn main() -> anyhow::Result<()> {
             }
             let cancel = CancellationToken::new();
             pipeline::cancel_on_signals(cancel.clone());
+            if !config.quality.expect.is_empty() {
+                tracing::warn!(
+                    expectations = config.quality.expect.len(),
+                    "row-level quality expectations are not evaluated by `binlake sink` yet; run them in direct mode or with `binlake validate`"
+                );
+            }
             let (alerts, alert_task) = binlake::alerts::spawn(&config.alerts, &config.name);
             let result = binlake::ingest::run(&config, cancel).await;
             stop_alert(
