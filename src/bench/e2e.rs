@@ -26,6 +26,28 @@ struct Delivered {
 }
 
 impl Bench {
+    /// A scratch directory `binlake-<label>-<pid>` and an admin connection to the bench server.
+    async fn start(
+        args: &BenchArgs,
+        label: &str,
+    ) -> anyhow::Result<(
+        Bench,
+        crate::config::SourceConfig,
+        mysql_async::Conn,
+        ServerInfo,
+    )> {
+        let dir = std::env::temp_dir().join(format!("binlake-{label}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let cfg = source_config(&args.admin_url)?;
+        let mut conn = connect(&cfg).await?;
+        let info = ServerInfo::read(&mut conn).await?;
+        let bench = Bench {
+            admin_url: args.admin_url.clone(),
+            dir,
+        };
+        Ok((bench, cfg, conn, info))
+    }
+
     fn config(&self, name: &str, sink: &str, extra_source: &str) -> anyhow::Result<PathBuf> {
         self.config_with(name, sink, extra_source, "")
     }
@@ -220,15 +242,8 @@ fn c_client(admin_url: &str) -> anyhow::Result<f64> {
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("binlake-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let bench = Bench {
-        admin_url: args.admin_url.clone(),
-        dir: dir.clone(),
-    };
-    let cfg = source_config(&args.admin_url)?;
-    let mut conn = connect(&cfg).await?;
-    let info = ServerInfo::read(&mut conn).await?;
+    let (bench, cfg, mut conn, info) = Bench::start(args, "e2e").await?;
+    let dir = bench.dir.clone();
 
     // snapshot: one table of `rows`
     let rows = args.rows;
@@ -368,15 +383,8 @@ tolerance_secs = 5
 /// `--suite lake --quality`: the same binlog range into the lake by `binlake run`, process start to the
 /// last row committed, without and with ten row-level expectations, alternating.
 pub async fn quality_overhead(args: &BenchArgs) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("binlake-quality-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let bench = Bench {
-        admin_url: args.admin_url.clone(),
-        dir: dir.clone(),
-    };
-    let cfg = source_config(&args.admin_url)?;
-    let mut conn = connect(&cfg).await?;
-    let info = ServerInfo::read(&mut conn).await?;
+    let (bench, _, mut conn, info) = Bench::start(args, "quality").await?;
+    let dir = bench.dir.clone();
     reset_table(&mut conn, QUOTES).await?;
     let start = current_position(&mut conn, &info)
         .await?
@@ -440,15 +448,8 @@ pub async fn quality_overhead(args: &BenchArgs) -> anyhow::Result<()> {
 /// `--suite memory`: one transaction of `--big-tx-rows` rows, then one of `--wide-rows` rows of
 /// `--wide-row-kb` KiB each, binlog → lake; the peak resident memory of the binlake process for each.
 pub async fn memory(args: &BenchArgs) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("binlake-mem-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let bench = Bench {
-        admin_url: args.admin_url.clone(),
-        dir: dir.clone(),
-    };
-    let cfg = source_config(&args.admin_url)?;
-    let mut conn = connect(&cfg).await?;
-    let info = ServerInfo::read(&mut conn).await?;
+    let (bench, _, mut conn, info) = Bench::start(args, "mem").await?;
+    let dir = bench.dir.clone();
 
     reset_table(&mut conn, QUOTES).await?;
     let start = current_position(&mut conn, &info)

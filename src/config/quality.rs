@@ -527,6 +527,31 @@ impl<'de> Deserialize<'de> for Expectation {
     }
 }
 
+/// What every expectation must satisfy: a plain id, used once, on a captured table.
+fn common_problem(
+    id: &str,
+    table: &TableId,
+    ids: &mut BTreeSet<String>,
+    captured: &dyn Fn(&TableId) -> bool,
+) -> Result<(), String> {
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err("the id must be letters, digits, '_' and '-'".into());
+    }
+    if !ids.insert(id.to_string()) {
+        return Err("the id is used twice; ids must be unique".into());
+    }
+    if !captured(table) {
+        return Err(format!(
+            "table {table} is not captured (see source.include / source.exclude)"
+        ));
+    }
+    Ok(())
+}
+
 fn take_text<E: serde::de::Error>(t: &mut toml::Table, key: &str) -> Result<Option<String>, E> {
     match t.remove(key) {
         None => Ok(None),
@@ -543,26 +568,11 @@ impl QualityConfig {
     pub(super) fn validate(&self, captured: &dyn Fn(&TableId) -> bool) -> Result<(), ConfigError> {
         let mut ids = BTreeSet::new();
         self.validate_tables(captured, &mut ids)?;
+        let ids = &mut ids;
         for (i, e) in self.expect.iter().enumerate() {
             let key = format!("quality.expect[{i}]");
             let bad = |m: String| invalid(&key, format!("expectation `{}`: {m}", e.id));
-            if e.id.is_empty()
-                || !e
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
-                return Err(bad("the id must be letters, digits, '_' and '-'".into()));
-            }
-            if !ids.insert(e.id.clone()) {
-                return Err(bad("the id is used twice; ids must be unique".into()));
-            }
-            if !captured(&e.table) {
-                return Err(bad(format!(
-                    "table {} is not captured (see source.include / source.exclude)",
-                    e.table
-                )));
-            }
+            common_problem(&e.id, &e.table, ids, captured).map_err(bad)?;
             if !(e.mostly > 0.0 && e.mostly <= 1.0) {
                 return Err(bad(format!("mostly = {} must be in (0, 1]", e.mostly)));
             }
@@ -623,23 +633,7 @@ impl QualityConfig {
         for (i, e) in self.tables.iter().enumerate() {
             let key = format!("quality.expect (table-level #{i})");
             let bad = |m: String| invalid(&key, format!("expectation `{}`: {m}", e.id));
-            if e.id.is_empty()
-                || !e
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
-                return Err(bad("the id must be letters, digits, '_' and '-'".into()));
-            }
-            if !ids.insert(e.id.clone()) {
-                return Err(bad("the id is used twice; ids must be unique".into()));
-            }
-            if !captured(&e.table) {
-                return Err(bad(format!(
-                    "table {} is not captured (see source.include / source.exclude)",
-                    e.table
-                )));
-            }
+            common_problem(&e.id, &e.table, ids, captured).map_err(bad)?;
             if e.severity == Severity::Quarantine {
                 return Err(bad(
                     "a table-level expectation has no rows to quarantine; use warn or stop".into(),
