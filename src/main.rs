@@ -64,6 +64,9 @@ enum Command {
         table: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
         format: ValidateFormat,
+        /// Also write a one-page HTML report (per table, pass/fail with observed values) to this file.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Compact small files and vacuum unreferenced ones in every lake table (also runs on a schedule).
     Maintain {
@@ -146,6 +149,12 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             let (alerts, alert_task) = binlake::alerts::spawn(&config.alerts, &config.name);
+            let watch = binlake::watch::Watch::spawn(
+                &config,
+                alerts.clone(),
+                config.sink.kind == SinkKind::Lake,
+                true,
+            );
             let result: anyhow::Result<()> = async {
                 match config.sink.kind {
                     SinkKind::Lake => {
@@ -169,6 +178,7 @@ async fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             .await;
+            watch.stop().await;
             stop_alert(
                 alerts,
                 alert_task,
@@ -191,7 +201,9 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             let (alerts, alert_task) = binlake::alerts::spawn(&config.alerts, &config.name);
+            let watch = binlake::watch::Watch::spawn(&config, alerts.clone(), true, false);
             let result = binlake::ingest::run(&config, cancel).await;
+            watch.stop().await;
             stop_alert(
                 alerts,
                 alert_task,
@@ -204,6 +216,7 @@ async fn main() -> anyhow::Result<()> {
             config,
             table,
             format,
+            html,
         } => {
             let config = Config::load(&config)?;
             let only = match &table {
@@ -235,6 +248,14 @@ async fn main() -> anyhow::Result<()> {
                 ValidateFormat::Junit => validate::render_junit(&results),
             };
             print!("{text}");
+            if let Some(path) = html {
+                let at = chrono::Utc::now()
+                    .format("%Y-%m-%d %H:%M:%S UTC")
+                    .to_string();
+                let page = validate::render_html(&results, &config.name, &at);
+                std::fs::write(&path, page)
+                    .with_context(|| format!("writing the report to {}", path.display()))?;
+            }
             if results.iter().any(|r| r.status == "fail") {
                 use std::io::Write;
                 std::io::stdout().flush()?;

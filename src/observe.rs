@@ -63,6 +63,9 @@ pub struct Metrics {
     pub lag_ms: IntGaugeVec,
     /// Binlog offset of the last checkpoint made durable.
     pub checkpoint_pos: IntGauge,
+    /// Seconds since the source committed the oldest change not yet committed to the lake (0: none
+    /// waiting): grows when the pipeline stalls, unlike `lag_ms`, which only moves at commits.
+    pub uncommitted_age_seconds: IntGauge,
     /// Times the source reconnected after a transient error (dead connection, timeout, server restart).
     pub source_reconnects: prometheus::IntCounter,
     /// Delta commits retried because another writer committed first, by table.
@@ -153,6 +156,11 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "binlog offset of the last durable checkpoint",
     )
     .unwrap();
+    let uncommitted_age_seconds = IntGauge::new(
+        "binlake_uncommitted_age_seconds",
+        "age of the oldest change received and not yet committed to the destination",
+    )
+    .unwrap();
     let source_reconnects = prometheus::IntCounter::new(
         "binlake_source_reconnects_total",
         "reconnects of the source after a transient error",
@@ -225,6 +233,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(commit_seconds.clone()),
         Box::new(lag_ms.clone()),
         Box::new(checkpoint_pos.clone()),
+        Box::new(uncommitted_age_seconds.clone()),
     ] {
         registry.register(c).unwrap();
     }
@@ -241,6 +250,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         commit_seconds,
         lag_ms,
         checkpoint_pos,
+        uncommitted_age_seconds,
         source_reconnects,
         lake_commit_conflicts,
         kafka_records,
@@ -255,6 +265,11 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 /// Readiness: set once the source passed preflight and delivers; health: cleared when the pipeline fails.
 pub static READY: AtomicBool = AtomicBool::new(false);
 pub static HEALTHY: AtomicBool = AtomicBool::new(true);
+
+/// Source commit time (ms since the epoch) of the oldest change the sink holds uncommitted; 0 when it
+/// holds none. The lake sink keeps it; the health watch turns it into an age and a lag alert.
+pub static UNCOMMITTED_SINCE_MS: std::sync::atomic::AtomicI64 =
+    std::sync::atomic::AtomicI64::new(0);
 
 pub fn render_metrics() -> String {
     TextEncoder::new()

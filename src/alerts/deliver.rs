@@ -222,20 +222,36 @@ fn finding_text(f: &Finding) -> String {
         text.push_str(&format!(" — {}", f.description));
     }
     text.push_str(&format!(
-        "\nexpected `{}`, observed `{}`\n{} of {} rows · keys {}{} · _seq {}–{}",
-        f.expected,
-        f.observed,
-        count(f.unexpected),
-        count(f.checked),
-        keys.join(", "),
-        if f.sample_keys.len() > keys.len() {
-            ", …"
-        } else {
-            ""
-        },
-        f.seq.0,
-        f.seq.1
+        "\nexpected `{}`, observed `{}`",
+        f.expected, f.observed
     ));
+    // health findings have no rows; table-level ones no batch
+    let mut facts = vec![];
+    if f.checked > 0 || f.unexpected > 0 {
+        facts.push(format!(
+            "{} of {} rows",
+            count(f.unexpected),
+            count(f.checked)
+        ));
+    }
+    if !keys.is_empty() {
+        facts.push(format!(
+            "keys {}{}",
+            keys.join(", "),
+            if f.sample_keys.len() > keys.len() {
+                ", …"
+            } else {
+                ""
+            }
+        ));
+    }
+    if f.seq != (0, 0) {
+        facts.push(format!("_seq {}–{}", f.seq.0, f.seq.1));
+    }
+    if !facts.is_empty() {
+        text.push('\n');
+        text.push_str(&facts.join(" · "));
+    }
     text
 }
 
@@ -251,10 +267,15 @@ pub fn slack_message(notice: &Notice, connector: &str) -> Value {
             findings,
             reminder,
         } => {
-            let what = if findings.len() == 1 {
-                "1 quality check".to_string()
+            let kind = if findings.iter().all(|f| f.health) {
+                "health"
             } else {
-                format!("{} quality checks", findings.len())
+                "quality"
+            };
+            let what = if findings.len() == 1 {
+                format!("1 {kind} check")
+            } else {
+                format!("{} {kind} checks", findings.len())
             };
             let headline = if *reminder {
                 format!(":large_orange_circle: still failing: {what} on {table}")
@@ -264,7 +285,9 @@ pub fn slack_message(notice: &Notice, connector: &str) -> Value {
             let mut blocks = vec![];
             for f in findings {
                 blocks.push(section(finding_text(f)));
-                blocks.push(context(format!("Athena: `{}`", f.sql)));
+                if !f.sql.is_empty() {
+                    blocks.push(context(format!("Athena: `{}`", f.sql)));
+                }
             }
             (headline, blocks)
         }
@@ -341,5 +364,43 @@ mod tests {
         assert_eq!(count(1000), "1,000");
         assert_eq!(count(1234567), "1,234,567");
         assert_eq!(human(Duration::from_secs(3800)), "1 h 3 min");
+    }
+
+    #[test]
+    fn health_and_table_level_findings_leave_out_what_they_lack() {
+        let lag = Finding {
+            table: "pipeline".into(),
+            expectation: "lag".into(),
+            severity: "warn".into(),
+            failed: true,
+            observed: "the oldest change not yet committed is 400 s old".into(),
+            expected: "at most 300 s".into(),
+            health: true,
+            ..Default::default()
+        };
+        let notice = Notice::Failing {
+            table: "pipeline".into(),
+            findings: vec![lag],
+            reminder: false,
+        };
+        let msg = slack_message(&notice, "stocks");
+        assert_eq!(
+            msg["text"],
+            ":red_circle: 1 health check failing on pipeline"
+        );
+        let blocks = msg["blocks"].to_string();
+        assert!(!blocks.contains("_seq") && !blocks.contains("Athena") && !blocks.contains("rows"));
+        let dup = Finding {
+            table: "stocks.trades".into(),
+            expectation: "trades_not_doubled".into(),
+            failed: true,
+            unexpected: 2,
+            checked: 1000,
+            sample_keys: vec!["sym=AAPL".into()],
+            sql: "SELECT 1".into(),
+            ..Default::default()
+        };
+        let text = finding_text(&dup);
+        assert!(text.ends_with("2 of 1,000 rows · keys sym=AAPL"), "{text}");
     }
 }

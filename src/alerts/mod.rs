@@ -27,8 +27,10 @@ pub struct Finding {
     pub sample_keys: Vec<String>,
     /// The batch's `_seq` range.
     pub seq: (i64, i64),
-    /// Athena SQL that shows the failing rows.
+    /// Athena SQL that shows the failing rows (empty: none applies).
     pub sql: String,
+    /// A pipeline health check (lag, binlog retention), not a quality expectation.
+    pub health: bool,
 }
 
 #[derive(Debug)]

@@ -2,11 +2,13 @@
 //! webhook, or a bot token and channel) and/or any URL as plain JSON. Secrets (the webhook URL carries one,
 //! the bot token is one) come from the environment and never appear in logs or errors.
 
+use super::validate::declared;
 use super::{invalid, ConfigError};
 use serde::Deserialize;
 use std::fmt;
+use validator::Validate;
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsConfig {
     #[serde(default)]
@@ -15,11 +17,20 @@ pub struct AlertsConfig {
     pub webhook: Option<WebhookConfig>,
     /// While an expectation keeps failing, remind at most this often (default 3600 s).
     #[serde(default = "default_remind_every")]
+    #[validate(range(min = 1))]
     pub remind_every_secs: u64,
     /// Alerts waiting to be sent; beyond it new ones are dropped (counted and logged), never blocking
     /// ingestion (default 256).
     #[serde(default = "default_queue")]
+    #[validate(range(min = 1, max = 100_000))]
     pub queue: usize,
+    /// Alert when the oldest change not yet in the destination is older than this (default 300 s; 0: off).
+    #[serde(default = "default_max_lag")]
+    pub max_lag_secs: u64,
+}
+
+fn default_max_lag() -> u64 {
+    300
 }
 
 impl Default for AlertsConfig {
@@ -29,6 +40,7 @@ impl Default for AlertsConfig {
             webhook: None,
             remind_every_secs: default_remind_every(),
             queue: default_queue(),
+            max_lag_secs: default_max_lag(),
         }
     }
 }
@@ -40,7 +52,7 @@ fn default_queue() -> usize {
     256
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct SlackConfig {
     /// An incoming-webhook URL (`https://hooks.slack.com/services/…`): a secret, e.g. `${SLACK_WEBHOOK_URL}`.
@@ -56,6 +68,7 @@ pub struct SlackConfig {
     pub api_url: String,
     /// At most one message per this many ms to the channel (Slack allows about one per second).
     #[serde(default = "default_interval")]
+    #[validate(range(max = 60_000))]
     pub min_interval_ms: u64,
 }
 
@@ -153,12 +166,9 @@ impl AlertsConfig {
         if let Some(w) = &self.webhook {
             http_url("alerts.webhook.webhook_url", &w.webhook_url)?;
         }
-        if self.remind_every_secs == 0 {
-            return Err(invalid("alerts.remind_every_secs", "must be at least 1"));
+        if let Some(s) = &self.slack {
+            declared("alerts.slack", s)?;
         }
-        if self.queue == 0 {
-            return Err(invalid("alerts.queue", "must be at least 1"));
-        }
-        Ok(())
+        declared("alerts", self)
     }
 }

@@ -4,6 +4,7 @@
 pub mod alerts;
 mod env;
 mod filter;
+pub mod hours;
 pub mod kafka;
 pub mod quality;
 mod quality_table;
@@ -597,5 +598,28 @@ include = ["stocks.*"]
         assert!(!f.captures("other", "quotes"));
         assert!(f.drops_column("stocks", "trades", "note"));
         assert!(!f.drops_column("stocks", "trades", "price"));
+    }
+
+    #[test]
+    fn declared_ranges_name_the_key_and_the_bounds() {
+        let err = parse(&format!("{MINIMAL}[alerts]\nqueue = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`alerts.queue`") && err.contains("between 1 and 100000"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "{MINIMAL}[alerts.slack]\nwebhook_url = \"http://x/y\"\nmin_interval_ms = 90000\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`alerts.slack.min_interval_ms`") && err.contains("at most 60000"),
+            "{err}"
+        );
+        let c = parse(&format!("{MINIMAL}[alerts]\nmax_lag_secs = 0\n")).unwrap();
+        assert_eq!(c.alerts.max_lag_secs, 0);
+        assert_eq!(c.quality.table_check_interval_secs, 300);
     }
 }

@@ -2,7 +2,9 @@
 //! Types and parameter names follow Great Expectations' (`docs/quality.md` maps each one), so a team
 //! moving from a GE suite recognises them.
 
-pub use super::quality_table::{StatBounds, TableCheck, TableExpectation, TABLE_CHECK_TYPES};
+pub use super::quality_table::{
+    AnomalyMetric, StatBounds, TableCheck, TableExpectation, TABLE_CHECK_TYPES,
+};
 use super::{invalid, ConfigError};
 use crate::event::TableId;
 use serde::de::Error as _;
@@ -13,6 +15,12 @@ use std::collections::BTreeSet;
 pub struct QualityConfig {
     /// Write every evaluation to the Delta table `<lake.root>/binlake_quality/results` (default true).
     pub record_results: bool,
+    /// `run` and `sink` evaluate the table-level expectations this often (default 300 s; 0: only
+    /// `binlake validate`).
+    pub table_check_interval_secs: u64,
+    /// `parity` expectations read every row of the source and the lake, so they run on their own, rarer
+    /// schedule (default 0: only `binlake validate`; 86400 for nightly).
+    pub parity_interval_secs: u64,
     /// The row-level `[[quality.expect]]` entries, checked on every batch.
     pub expect: Vec<Expectation>,
     /// The table-level ones, checked over the Delta table (`binlake validate`).
@@ -26,8 +34,16 @@ pub struct QualityConfig {
 struct RawQuality {
     #[serde(default = "yes")]
     record_results: bool,
+    #[serde(default = "default_table_check_interval")]
+    table_check_interval_secs: u64,
+    #[serde(default)]
+    parity_interval_secs: u64,
     #[serde(default)]
     expect: Vec<toml::Table>,
+}
+
+fn default_table_check_interval() -> u64 {
+    300
 }
 
 impl<'de> Deserialize<'de> for QualityConfig {
@@ -35,6 +51,8 @@ impl<'de> Deserialize<'de> for QualityConfig {
         let raw = RawQuality::deserialize(d)?;
         let mut cfg = QualityConfig {
             record_results: raw.record_results,
+            table_check_interval_secs: raw.table_check_interval_secs,
+            parity_interval_secs: raw.parity_interval_secs,
             expect: vec![],
             tables: vec![],
         };
@@ -101,6 +119,8 @@ impl Default for QualityConfig {
     fn default() -> Self {
         QualityConfig {
             record_results: true,
+            table_check_interval_secs: default_table_check_interval(),
+            parity_interval_secs: 0,
             expect: vec![],
             tables: vec![],
         }

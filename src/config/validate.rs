@@ -218,3 +218,31 @@ impl Config {
         })
     }
 }
+
+/// The rules a section declares with `validator` attributes, reported as binlake's config errors
+/// (`alerts.queue: must be between 1 and 100000`); the first failing field, by name, is named.
+pub(super) fn declared(section: &str, v: &impl validator::Validate) -> Result<(), ConfigError> {
+    let Err(errors) = v.validate() else {
+        return Ok(());
+    };
+    let fields = errors.field_errors();
+    let mut names: Vec<_> = fields.keys().collect();
+    names.sort();
+    let Some(field) = names.first() else {
+        return Err(invalid(section, errors.to_string()));
+    };
+    let message = fields[*field]
+        .first()
+        .map(|e| match (&e.message, e.code.as_ref()) {
+            (Some(m), _) => m.to_string(),
+            (None, "range") => match (e.params.get("min"), e.params.get("max")) {
+                (Some(min), Some(max)) => format!("must be between {min} and {max}"),
+                (Some(min), None) => format!("must be at least {min}"),
+                (None, Some(max)) => format!("must be at most {max}"),
+                (None, None) => "out of range".into(),
+            },
+            (None, code) => format!("fails the `{code}` rule"),
+        })
+        .unwrap_or_default();
+    Err(invalid(&format!("{section}.{field}"), message))
+}

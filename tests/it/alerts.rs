@@ -15,15 +15,15 @@ use std::time::{Duration, Instant};
 const SECRET: &str = "T0001/B0002/s3cr3tPathPart";
 
 #[derive(Default)]
-struct FakeSlack {
+pub struct FakeSlack {
     /// (when, status answered, body)
-    requests: Vec<(Instant, u16, serde_json::Value)>,
+    pub requests: Vec<(Instant, u16, serde_json::Value)>,
     /// Statuses to answer next (then 200).
     script: Vec<u16>,
 }
 
 impl FakeSlack {
-    fn delivered(&self) -> Vec<serde_json::Value> {
+    pub fn delivered(&self) -> Vec<serde_json::Value> {
         self.requests
             .iter()
             .filter(|r| r.1 == 200)
@@ -51,7 +51,7 @@ async fn hook(
     (StatusCode::from_u16(status).unwrap(), headers, "ok".into())
 }
 
-async fn fake_slack(script: Vec<u16>) -> (Arc<Mutex<FakeSlack>>, String) {
+pub async fn fake_slack(script: Vec<u16>) -> (Arc<Mutex<FakeSlack>>, String) {
     let state = Arc::new(Mutex::new(FakeSlack {
         script,
         ..Default::default()
@@ -69,7 +69,7 @@ async fn fake_slack(script: Vec<u16>) -> (Arc<Mutex<FakeSlack>>, String) {
 }
 
 /// Waits until the fake Slack has delivered `n` messages.
-async fn wait_delivered(
+pub async fn wait_delivered(
     slack: &Arc<Mutex<FakeSlack>>,
     n: usize,
     secs: u64,
@@ -89,7 +89,7 @@ async fn wait_delivered(
     }
 }
 
-fn text_of(message: &serde_json::Value) -> String {
+pub fn text_of(message: &serde_json::Value) -> String {
     message["blocks"].to_string()
 }
 
@@ -126,7 +126,7 @@ or_equal = true
         )
 }
 
-fn spawn_logged(config: &Path, url: &str, log: &Path) -> std::process::Child {
+pub fn spawn_logged(config: &Path, url: &str, log: &Path) -> std::process::Child {
     std::process::Command::new(binary())
         .args(["run", "--config"])
         .arg(config)

@@ -16,6 +16,7 @@ mod minimal;
 mod names;
 mod partitions;
 mod quality;
+mod quality_watch;
 mod reconnect;
 mod restart;
 mod snapshot_stream;

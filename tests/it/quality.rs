@@ -99,7 +99,7 @@ async fn results(config: &Config, db: &str, select: &str) -> Vec<Vec<String>> {
     .await
 }
 
-fn duckdb(path: &Path, sql: &str) -> Vec<String> {
+pub fn duckdb(path: &Path, sql: &str) -> Vec<String> {
     let out = std::process::Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),

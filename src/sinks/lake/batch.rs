@@ -107,6 +107,15 @@ impl LakeSink {
             self.flush().await?;
         }
         self.first_buffered.get_or_insert_with(Instant::now);
+        // the oldest waiting change keeps its time: set only when none was waiting
+        crate::observe::UNCOMMITTED_SINCE_MS
+            .compare_exchange(
+                0,
+                ev.source.ts_ms.max(1),
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+            .ok();
         let streamed = !ev.source.snapshot;
         self.open_tx_bytes += ev.approx_bytes();
         self.open_tx.push(ev);
@@ -191,6 +200,7 @@ impl LakeSink {
                     let rows = table.prepare(&changes)?;
                     if quality.watches(&id) {
                         quality.check(&id, &rows, &table.meta, &table.key).await?;
+                        crate::crash::point(crate::crash::AFTER_QUALITY_RECORD);
                     }
                     if let Some(seq) = batch.truncate_seq {
                         table.truncate(seq, &progress).await?;
@@ -240,6 +250,9 @@ impl LakeSink {
         } else {
             Some(Instant::now())
         };
+        // what is still held is the open transaction's part (its first change is the oldest)
+        let oldest = self.open_tx.first().map_or(0, |ev| ev.source.ts_ms.max(1));
+        crate::observe::UNCOMMITTED_SINCE_MS.store(oldest, std::sync::atomic::Ordering::Relaxed);
         self.stats.flushes += 1;
         self.stats.rows_merged += merged as u64;
         self.stats.last_flush = started.elapsed();

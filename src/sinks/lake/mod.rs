@@ -12,12 +12,15 @@ pub mod glue;
 pub mod maintenance;
 pub mod merge;
 pub mod metadata;
+mod parity;
 pub mod partition;
 pub mod quality;
 pub mod query;
 pub mod table;
 pub mod tables;
 pub mod validate;
+mod validate_report;
+mod validate_time;
 
 use crate::config::LakeConfig;
 use crate::event::progress::Checkpoint;

@@ -253,6 +253,7 @@ impl QualityGate {
             sample_keys: ev.sample_keys.clone(),
             seq,
             sql,
+            health: false,
         })
     }
 

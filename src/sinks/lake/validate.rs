@@ -2,7 +2,10 @@
 //! (DataFusion SQL through `binlake query`'s session), printed as a table, JSON or JUnit, and recorded in
 //! `binlake_quality.results` with `level = 'table'`.
 
+use super::parity;
 use super::query;
+pub use super::validate_report::{render_html, render_junit, render_table};
+use super::validate_time;
 use super::LakeError;
 use crate::config::quality::{StatBounds, TableCheck, TableExpectation};
 use crate::config::Config;
@@ -28,6 +31,12 @@ pub struct TableResult {
     pub element_count: u64,
     pub unexpected_count: u64,
     pub sample_keys: Vec<String>,
+    /// Athena SQL that shows the failing rows, where one query can.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub sql: String,
+    /// The table is not in the lake (yet): a failure on demand, not judged by the scheduled run.
+    #[serde(skip)]
+    pub absent: bool,
 }
 
 fn quoted(id: &TableId) -> String {
@@ -38,16 +47,16 @@ fn quoted(id: &TableId) -> String {
     )
 }
 
-fn ident(name: &str) -> String {
+pub(super) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, LakeError> {
+pub(super) async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, LakeError> {
     Ok(ctx.sql(sql).await?.collect().await?)
 }
 
 /// The single value of a one-row, one-column query, as f64 (NULL: None).
-async fn number(ctx: &SessionContext, sql: &str) -> Result<Option<f64>, LakeError> {
+pub(super) async fn number(ctx: &SessionContext, sql: &str) -> Result<Option<f64>, LakeError> {
     let batches = rows(
         ctx,
         &format!("SELECT CAST(v AS DOUBLE) AS v FROM ({sql}) q"),
@@ -101,12 +110,21 @@ pub async fn validate(
     config: &Config,
     only: Option<&TableId>,
 ) -> Result<Vec<TableResult>, LakeError> {
+    validate_some(config, only, &|_| true).await
+}
+
+/// `validate` of the expectations whose check `pick` accepts (the scheduled run keeps parity apart).
+pub async fn validate_some(
+    config: &Config,
+    only: Option<&TableId>,
+    pick: &(dyn Fn(&TableCheck) -> bool + Sync),
+) -> Result<Vec<TableResult>, LakeError> {
     let ctx = query::session(&config.lake).await?;
     let present = query::list_tables(&config.lake).await?;
     let deleted = format!("{}deleted", config.lake.metadata_prefix);
     let mut out = vec![];
     for e in &config.quality.tables {
-        if only.is_some_and(|t| t != &e.table) {
+        if only.is_some_and(|t| t != &e.table) || !pick(&e.check) {
             continue;
         }
         let mut r = TableResult {
@@ -121,9 +139,12 @@ pub async fn validate(
             element_count: 0,
             unexpected_count: 0,
             sample_keys: vec![],
+            sql: athena_sql(e),
+            absent: false,
         };
         if !present.contains(&(e.table.database.clone(), e.table.table.clone())) {
             r.observed = "the table is not in the lake yet".into();
+            r.absent = true;
             out.push(r);
             continue;
         }
@@ -156,6 +177,8 @@ async fn evaluate(
 ) -> Result<bool, LakeError> {
     let stat =
         |f: &str, b: &StatBounds| format!("SELECT {f}({}) AS v FROM {t} s", ident(&b.column));
+    let source_ts = format!("{}source_ts", config.lake.metadata_prefix);
+    let now = chrono::Utc::now();
     Ok(match &e.check {
         TableCheck::Unique { column_list } => {
             let cols = column_list
@@ -233,27 +256,48 @@ async fn evaluate(
         TableCheck::Freshness {
             column,
             max_age_secs,
+            active_hours,
         } => {
-            let c = column
-                .clone()
-                .unwrap_or_else(|| format!("{}source_ts", config.lake.metadata_prefix));
-            let newest = number(
+            let c = column.clone().unwrap_or(source_ts);
+            let hours = active_hours.as_ref();
+            validate_time::freshness(ctx, t, &c, *max_age_secs, hours, now, r).await?
+        }
+        TableCheck::Anomaly {
+            column,
+            metric,
+            value_column,
+            bucket_secs,
+            trailing,
+            max_deviations,
+            active_hours,
+        } => {
+            let c = column.clone().unwrap_or(source_ts);
+            validate_time::anomaly(
                 ctx,
-                &format!("SELECT to_unixtime(max({})) AS v FROM {t} s", ident(&c)),
+                t,
+                &c,
+                *metric,
+                value_column.as_deref(),
+                *bucket_secs,
+                *trailing,
+                *max_deviations,
+                active_hours.as_ref(),
+                now,
+                r,
             )
-            .await?;
-            let now = crate::event::calendar::now_ms() as f64 / 1000.0;
-            match newest {
-                Some(ts) => {
-                    let age = (now - ts).max(0.0);
-                    r.observed = format!("newest {c} is {age:.0} s old");
-                    age <= *max_age_secs as f64
-                }
-                None => {
-                    r.observed = format!("no {c} at all");
-                    false
-                }
-            }
+            .await?
+        }
+        TableCheck::Parity {
+            chunk_rows,
+            rounds,
+            catch_up_secs,
+        } => {
+            let opts = parity::ParityOptions {
+                chunk_rows: *chunk_rows,
+                rounds: *rounds,
+                catch_up: std::time::Duration::from_secs(*catch_up_secs),
+            };
+            parity::parity(config, &e.table, &opts, r).await?
         }
         TableCheck::Schema { columns, exact } => {
             let df = ctx.sql(&format!("SELECT * FROM {t} s LIMIT 0")).await?;
@@ -283,78 +327,25 @@ async fn evaluate(
     })
 }
 
-/// `--format table`: one line per expectation.
-pub fn render_table(results: &[TableResult]) -> String {
-    let mut out = String::new();
-    for r in results {
-        out.push_str(&format!(
-            "{:<4} {:<28} {:<24} {:<22} {} (expected {})\n",
-            r.status.to_uppercase(),
-            r.table,
-            r.expectation,
-            r.type_name,
-            r.observed,
-            r.expected
-        ));
-        if !r.sample_keys.is_empty() {
-            out.push_str(&format!("     e.g. {}\n", r.sample_keys.join(" ")));
+/// The Athena query that lists what a table-level expectation found, for the types one query can show.
+fn athena_sql(e: &TableExpectation) -> String {
+    let (Ok(db), Ok(table)) = (
+        crate::names::encode(&e.table.database),
+        crate::names::encode(&e.table.table),
+    ) else {
+        return String::new();
+    };
+    let t = format!("\"{db}\".\"{table}\"");
+    match &e.check {
+        TableCheck::Unique { column_list } => {
+            let cols = column_list
+                .iter()
+                .map(|c| ident(c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("SELECT {cols}, count(*) FROM {t} GROUP BY {cols} HAVING count(*) > 1")
         }
+        TableCheck::Sql { query } => query.replace("{table}", &t),
+        _ => String::new(),
     }
-    let failed = results.iter().filter(|r| r.status == "fail").count();
-    out.push_str(&format!(
-        "{} expectations, {failed} failed\n",
-        results.len()
-    ));
-    out
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// `--format junit`: one test suite per table, one test case per expectation (CI systems read it).
-pub fn render_junit(results: &[TableResult]) -> String {
-    let mut tables: Vec<&str> = results.iter().map(|r| r.table.as_str()).collect();
-    tables.dedup();
-    let failures = results.iter().filter(|r| r.status == "fail").count();
-    let mut out = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"binlake validate\" tests=\"{}\" failures=\"{failures}\">\n",
-        results.len()
-    );
-    let mut seen = std::collections::BTreeSet::new();
-    for table in tables {
-        if !seen.insert(table) {
-            continue;
-        }
-        let cases: Vec<&TableResult> = results.iter().filter(|r| r.table == table).collect();
-        let failed = cases.iter().filter(|r| r.status == "fail").count();
-        out.push_str(&format!(
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\">\n",
-            xml(table),
-            cases.len()
-        ));
-        for r in cases {
-            out.push_str(&format!(
-                "    <testcase classname=\"{}\" name=\"{}\">",
-                xml(table),
-                xml(&r.expectation)
-            ));
-            if r.status == "fail" {
-                out.push_str(&format!(
-                    "<failure type=\"{}\" message=\"{}\">expected {}; e.g. {}</failure>",
-                    r.type_name,
-                    xml(&r.observed),
-                    xml(&r.expected),
-                    xml(&r.sample_keys.join(" "))
-                ));
-            }
-            out.push_str("</testcase>\n");
-        }
-        out.push_str("  </testsuite>\n");
-    }
-    out.push_str("</testsuites>\n");
-    out
 }

@@ -7,6 +7,7 @@ pub mod ddl;
 pub mod decode;
 pub mod gtid;
 pub mod offline;
+pub mod parity;
 pub mod preflight;
 pub mod runner;
 pub mod schema;

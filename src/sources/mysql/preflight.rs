@@ -292,16 +292,7 @@ async fn checks_on(
     checks.push(server_id_check(conn, config, &info, identity).await?);
 
     // retention
-    let seconds = match global(conn, "binlog_expire_logs_seconds").await? {
-        Some(s) if s.parse::<f64>().unwrap_or(0.0) > 0.0 => s.parse::<f64>().unwrap_or(0.0),
-        _ => {
-            global(conn, "expire_logs_days")
-                .await?
-                .and_then(|d| d.parse::<f64>().ok())
-                .unwrap_or(0.0)
-                * 86_400.0
-        }
-    };
+    let seconds = retention_secs(conn).await?;
     let hours = seconds / 3600.0;
     let min = config.source.min_binlog_retention_hours as f64;
     checks.push(if seconds == 0.0 {
@@ -520,4 +511,30 @@ async fn server_id_check(
             "set source.server_id to an id no server or replica uses",
         ),
     })
+}
+
+/// How long the server keeps binlogs, in seconds (0: forever). MySQL 8 and MariaDB ≥ 10.6 have
+/// `binlog_expire_logs_seconds`; older servers only `expire_logs_days`.
+async fn retention_secs(conn: &mut Conn) -> Result<f64, SourceError> {
+    Ok(match global(conn, "binlog_expire_logs_seconds").await? {
+        Some(s) if s.parse::<f64>().unwrap_or(0.0) > 0.0 => s.parse::<f64>().unwrap_or(0.0),
+        _ => {
+            global(conn, "expire_logs_days")
+                .await?
+                .and_then(|d| d.parse::<f64>().ok())
+                .unwrap_or(0.0)
+                * 86_400.0
+        }
+    })
+}
+
+/// The server's binlog retention in hours (None: binlogs never expire), for the health watch.
+pub async fn binlog_retention_hours(
+    cfg: &crate::config::SourceConfig,
+) -> Result<Option<f64>, SourceError> {
+    let mut conn = connect(cfg).await?;
+    let secs = retention_secs(&mut conn).await;
+    conn.disconnect().await.ok();
+    let secs = secs?;
+    Ok((secs > 0.0).then_some(secs / 3600.0))
 }

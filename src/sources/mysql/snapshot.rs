@@ -91,7 +91,7 @@ pub async fn open_consistent_snapshot(
     }
 }
 
-fn quote(ident: &str) -> String {
+pub(super) fn quote(ident: &str) -> String {
     format!("`{}`", ident.replace('`', "``"))
 }
 
@@ -106,7 +106,7 @@ fn key_orderable(table: &CapturedTable) -> bool {
     })
 }
 
-fn to_param(v: &Value) -> mysql_async::Value {
+pub(super) fn to_param(v: &Value) -> mysql_async::Value {
     use mysql_async::Value as M;
     match v {
         Value::Null | Value::Absent => M::NULL,
@@ -166,7 +166,7 @@ fn to_param(v: &Value) -> mysql_async::Value {
 }
 
 /// `(k1 > ?) OR (k1 = ? AND k2 > ?) …`, which every server's range optimizer uses.
-fn after_key_predicate(key_cols: &[String]) -> String {
+pub(super) fn after_key_predicate(key_cols: &[String]) -> String {
     (0..key_cols.len())
         .map(|i| {
             let mut parts: Vec<String> = key_cols[..i].iter().map(|c| format!("{c} = ?")).collect();
@@ -177,7 +177,7 @@ fn after_key_predicate(key_cols: &[String]) -> String {
         .join(" OR ")
 }
 
-fn after_key_params(key: &[Value]) -> Vec<mysql_async::Value> {
+pub(super) fn after_key_params(key: &[Value]) -> Vec<mysql_async::Value> {
     let mut params = vec![];
     for i in 0..key.len() {
         for v in &key[..=i] {

@@ -1,0 +1,23 @@
+//! Crash points for crash-safety tests: with `BINLAKE_CRASH_AT=<point>` set, the process kills itself with
+//! SIGKILL when it reaches that point, exactly as `kill -9` at that instant would — no drain, no flush, no
+//! destructors. Unset (production), a point costs one cached lookup.
+
+use std::sync::OnceLock;
+
+/// After the quality stage recorded a batch's results (and quarantined its rows), before the MERGE.
+pub const AFTER_QUALITY_RECORD: &str = "after_quality_record";
+
+pub fn point(name: &str) {
+    static AT: OnceLock<Option<String>> = OnceLock::new();
+    let at = AT.get_or_init(|| std::env::var("BINLAKE_CRASH_AT").ok());
+    if at.as_deref() == Some(name) {
+        tracing::error!(
+            point = name,
+            "BINLAKE_CRASH_AT reached: killing this process"
+        );
+        // SAFETY: kill(2) on our own pid; SIGKILL cannot be caught, so nothing runs after it
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}
