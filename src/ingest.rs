@@ -28,6 +28,15 @@ pub enum IngestError {
 
 /// Runs until cancelled (then commits what it buffered) or a definite error.
 pub async fn run(config: &Config, cancel: CancellationToken) -> Result<(), IngestError> {
+    run_with_alerts(config, cancel, crate::alerts::Alerts::off()).await
+}
+
+/// `run`, reporting quality findings to `alerts`.
+pub async fn run_with_alerts(
+    config: &Config,
+    cancel: CancellationToken,
+    alerts: crate::alerts::Alerts,
+) -> Result<(), IngestError> {
     let kafka = config.kafka()?;
     let mut consumer = ChangeConsumer::new(kafka, &config.name)?;
     let mut backoff = Backoff::transient();
@@ -40,7 +49,9 @@ pub async fn run(config: &Config, cancel: CancellationToken) -> Result<(), Inges
             None => return Err(e.into()),
         }
     }
-    let mut lake = KafkaLake::new(&config.lake, &config.name).await;
+    let mut lake = KafkaLake::new(&config.lake, &config.quality, &config.name)
+        .await
+        .with_alerts(alerts);
     lake.watch_stop(cancel.clone());
     crate::observe::READY.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut tick = tokio::time::interval(TICK);

@@ -145,7 +145,7 @@ async fn main() -> anyhow::Result<()> {
                 tracing::warn!(
                     sink = ?config.sink.kind,
                     expectations = config.quality.expect.len(),
-                    "row-level quality expectations are evaluated by the lake sink only; with this sink they are not checked"
+                    "row-level quality expectations are evaluated where the lake is written (the lake sink, or `binlake sink` reading this publisher's topics); this process does not check them"
                 );
             }
             let (alerts, alert_task) = binlake::alerts::spawn(&config.alerts, &config.name);
@@ -194,15 +194,9 @@ async fn main() -> anyhow::Result<()> {
             }
             let cancel = CancellationToken::new();
             pipeline::cancel_on_signals(cancel.clone());
-            if !config.quality.expect.is_empty() {
-                tracing::warn!(
-                    expectations = config.quality.expect.len(),
-                    "row-level quality expectations are not evaluated by `binlake sink` yet; run them in direct mode or with `binlake validate`"
-                );
-            }
             let (alerts, alert_task) = binlake::alerts::spawn(&config.alerts, &config.name);
             let watch = binlake::watch::Watch::spawn(&config, alerts.clone(), true, false);
-            let result = binlake::ingest::run(&config, cancel).await;
+            let result = binlake::ingest::run_with_alerts(&config, cancel, alerts.clone()).await;
             watch.stop().await;
             stop_alert(
                 alerts,

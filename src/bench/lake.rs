@@ -115,6 +115,7 @@ async fn merge_throughput(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Re
         row: quote_row(id, bump),
         deleted: false,
         source_ts_ms: 0,
+        origin: None,
     };
     let started = Instant::now();
     let load_chunk = 1_000_000u64;

@@ -350,3 +350,104 @@ async fn an_unreadable_record_goes_to_the_dead_letter_topic() {
     );
     stop(publisher, published).await;
 }
+
+/// Quarantined ids and the failing rows recorded for `expectation`, as the lake holds them.
+async fn quality_state(config: &Config, db: &TestDb) -> (Vec<Vec<String>>, String) {
+    let quarantined = crate::lake::query_cells(
+        config,
+        &format!(
+            "SELECT CAST(id AS VARCHAR) AS i FROM \"{}\".quotes__quarantine ORDER BY id",
+            db.name
+        ),
+    )
+    .await;
+    let failing = crate::lake::query_cells(
+        config,
+        &format!(
+            "SELECT CAST(SUM(unexpected_count) AS VARCHAR) AS n FROM binlake_quality.results \
+             WHERE table_name = '{}.quotes' AND expectation_id = 'bid_not_negative'",
+            db.name
+        ),
+    )
+    .await;
+    (quarantined, failing[0][0].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sink_checks_expectations_once_per_partition_across_a_crash() {
+    let db = TestDb::new("ksink_q").await;
+    create_quotes(&db, 200).await;
+    let prefix = unique_prefix("sinkq");
+    let (_, path) = sink_config(&db, &prefix, "");
+    let text = std::fs::read_to_string(&path).unwrap()
+        + &format!(
+            "\n[[quality.expect]]\nid = \"bid_not_negative\"\ntable = \"{}.quotes\"\ntype = \"between\"\n\
+             column = \"bid\"\nmin_value = 0\nseverity = \"quarantine\"\n",
+            db.name
+        );
+    std::fs::write(&path, &text).unwrap();
+    let config = Config::parse(&text, &path).unwrap();
+    let (publisher, published) = start_publisher(config.clone()).await;
+    let (sink, sunk) = start_sink(config.clone());
+    let quotes = format!("{}.quotes", db.name);
+    wait_for_lake(&config, &quotes, "id = 200", 90).await;
+    // negative bids, spread over both partitions by their keys
+    db.exec("INSERT INTO quotes VALUES (1001, 'X', -1, 0), (1002, 'X', -2, 0), (1003, 'X', -3, 0), (1004, 'X', -4, 0)")
+        .await;
+    catch_up_quotes(&config, &db, 90).await;
+    sink.cancel();
+    tokio::time::timeout(Duration::from_secs(30), sunk)
+        .await
+        .expect("drains")
+        .unwrap()
+        .expect("ends cleanly");
+    let ids = |v: &[u32]| v.iter().map(|i| vec![i.to_string()]).collect::<Vec<_>>();
+    assert_eq!(
+        quality_state(&config, &db).await,
+        (ids(&[1001, 1002, 1003, 1004]), "4".to_string())
+    );
+    assert_lake_equals_source(&config, &db.name, "quotes").await;
+
+    // a sink process killed after recording a batch's results and before its MERGE; the next one
+    // replays the batch from Delta's offsets and records, quarantines nothing twice
+    let mut crashing = std::process::Command::new(binary())
+        .args(["sink", "--config"])
+        .arg(&path)
+        .env("BINLAKE_CRASH_AT", binlake::crash::AFTER_QUALITY_RECORD)
+        .env("BINLAKE_LOG", "warn")
+        .spawn()
+        .unwrap();
+    db.exec("INSERT INTO quotes VALUES (1005, 'X', -5, 0), (1006, 'X', -6, 0)")
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(s) = crashing.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the crash point was not reached"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "killed at the crash point");
+    // a group of its own: the position comes from Delta's offsets either way, and the dead member's
+    // session (which tansu waits out before reassigning) is not what this test is about
+    let mut restarted = config.clone();
+    restarted.kafka.as_mut().unwrap().consumer.group_id = Some(format!("{prefix}-after-crash"));
+    let (sink, sunk) = start_sink(restarted);
+    catch_up_quotes(&config, &db, 90).await;
+    sink.cancel();
+    tokio::time::timeout(Duration::from_secs(30), sunk)
+        .await
+        .expect("drains")
+        .unwrap()
+        .expect("ends cleanly");
+    assert_eq!(
+        quality_state(&config, &db).await,
+        (ids(&[1001, 1002, 1003, 1004, 1005, 1006]), "6".to_string())
+    );
+    assert_lake_equals_source(&config, &db.name, "quotes").await;
+    stop(publisher, published).await;
+}

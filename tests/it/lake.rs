@@ -550,8 +550,21 @@ async fn alter_table_during_the_snapshot_is_retried_and_lands_in_the_lake() {
     let config = db.config("[source.snapshot]\nchunk_size = 200");
     let (cancel, handle) = start_lake(config.clone());
     let quotes = format!("{}.quotes", db.name);
-    // the snapshot has begun (its first chunk is in the lake) and has not finished
-    wait_for_lake(&config, &quotes, "id = 1", 60).await;
+    // the snapshot has begun (its first chunk is in the lake) and has not finished: watched on the
+    // Delta log's files, which a loaded machine still sees at once (a query may take longer than the
+    // whole snapshot)
+    let log = std::path::PathBuf::from(
+        binlake::sinks::lake::table_uri(&config.lake, &db.name, "quotes").unwrap(),
+    )
+    .join("_delta_log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !log.join("00000000000000000001.json").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no first chunk in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     db.exec("ALTER TABLE quotes ADD COLUMN note VARCHAR(10) DEFAULT NULL")
         .await;
     assert!(

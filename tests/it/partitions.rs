@@ -186,6 +186,7 @@ async fn merge_reads_only_the_partitions_of_stored_rows() {
         ],
         deleted: op == "d",
         source_ts_ms: 0,
+        origin: None,
     };
     // three days, one file each; all keys new, so the batch is appended without reading the table
     let load: Vec<KeyChange> = (1..=30)

@@ -199,7 +199,9 @@ impl LakeSink {
                     };
                     let rows = table.prepare(&changes)?;
                     if quality.watches(&id) {
-                        quality.check(&id, &rows, &table.meta, &table.key).await?;
+                        quality
+                            .check(&id, &rows, &table.meta, &table.key, None)
+                            .await?;
                         crate::crash::point(crate::crash::AFTER_QUALITY_RECORD);
                     }
                     if let Some(seq) = batch.truncate_seq {

@@ -17,6 +17,8 @@ pub struct TableBatch {
     /// The events' images say nothing reliable about the stored rows: Kafka mode, where a republished
     /// tail repeats older changes after newer ones were applied. Every batch then MERGEs over the table.
     pub blind: bool,
+    /// Kafka mode: the partition of the change being added (set before each `add`).
+    pub origin: Option<i32>,
 }
 
 /// What a change says about the row its key already has in the table.
@@ -57,6 +59,7 @@ impl TableBatch {
                 row,
                 deleted: op == "d",
                 source_ts_ms: ev.source.ts_ms,
+                origin: self.origin,
             },
         );
     }

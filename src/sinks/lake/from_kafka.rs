@@ -10,9 +10,11 @@
 //! where a stored row is, so every batch MERGEs over the table (`TableBatch::blind`).
 
 use super::collapse::TableBatch;
+use super::quality::QualityGate;
 use super::table::{KeyChange, Progress};
 use super::tables::{record_commit, CommitRetry, Tables};
 use super::LakeError;
+use crate::config::quality::QualityConfig;
 use crate::config::LakeConfig;
 use crate::event::{TableId, TableSchema};
 use crate::sources::kafka::consumer::Consumed;
@@ -74,11 +76,13 @@ pub struct KafkaLake {
     first_buffered: Option<Instant>,
     stop: CancellationToken,
     stop_seen: Option<Instant>,
+    quality: QualityGate,
 }
 
 impl KafkaLake {
-    pub async fn new(cfg: &LakeConfig, connector: &str) -> Self {
+    pub async fn new(cfg: &LakeConfig, quality: &QualityConfig, connector: &str) -> Self {
         KafkaLake {
+            quality: QualityGate::new(cfg, quality, connector).await,
             tables: Tables::new(cfg, connector).await,
             partitions: HashMap::new(),
             seq_marks: HashMap::new(),
@@ -90,6 +94,12 @@ impl KafkaLake {
             stop: CancellationToken::new(),
             stop_seen: None,
         }
+    }
+
+    /// Where failing expectations are reported.
+    pub fn with_alerts(mut self, alerts: crate::alerts::Alerts) -> Self {
+        self.quality.set_alerts(alerts);
+        self
     }
 
     pub fn watch_stop(&mut self, stop: CancellationToken) {
@@ -195,6 +205,7 @@ impl KafkaLake {
         let pending = self.pending.entry(table).or_default();
         pending.batch.blind = true;
         pending.offsets.insert(key, c.offset);
+        pending.batch.origin = Some(c.partition);
         if let Some(ev) = apply {
             pending.batch.add(&ev, rules, &mut self.bytes);
             pending.newest_ts_ms = pending.newest_ts_ms.max(Some(ev.source.ts_ms));
@@ -280,8 +291,10 @@ impl KafkaLake {
             .collect();
         let mut retry = CommitRetry::default();
         let mut retrying = false;
+        let origins: Vec<i32> = changes.iter().map(|c| c.origin.unwrap_or(-1)).collect();
         loop {
             let table = self.tables.get_mut(id).expect("opened when sought");
+            let quality = &mut self.quality;
             let result = async {
                 if retrying {
                     table.reload().await?;
@@ -305,8 +318,14 @@ impl KafkaLake {
                     // and they are read again after a restart
                     return Ok(None);
                 }
+                let rows = table.prepare(&changes)?;
+                if quality.watches(id) {
+                    let (meta, key) = (&table.meta, &table.key);
+                    quality.check(id, &rows, meta, key, Some(&origins)).await?;
+                    crate::crash::point(crate::crash::AFTER_QUALITY_RECORD);
+                }
                 table
-                    .merge(&changes, &p.batch.prior, p.batch.max_seq, &progress)
+                    .merge_batch(rows, &p.batch.prior, p.batch.max_seq, &progress)
                     .await?;
                 Ok(None)
             }

@@ -9,7 +9,7 @@
 use super::arrow::{build_column, lake_type};
 use super::validate::{ident, TableResult};
 use super::LakeError;
-use crate::config::{Config, SinkKind};
+use crate::config::Config;
 use crate::event::{TableId, TableSchema, Value};
 use crate::sinks::Sink;
 use crate::sources::mysql::parity::SnapshotReader;
@@ -274,15 +274,14 @@ fn note(
     }
 }
 
-/// Waits until the lake's recorded progress reaches `target` (direct mode only: Kafka mode keeps offsets).
+/// Waits until the lake's recorded progress reaches `target`. Only direct mode records a binlog position
+/// in the lake; Kafka mode (offsets instead) and a lake without progress are compared as they stand.
+/// False: still behind at the deadline.
 async fn catch_up(
     config: &Config,
     target: &crate::event::BinlogPosition,
     within: Duration,
 ) -> Result<bool, LakeError> {
-    if config.sink.kind != SinkKind::Lake {
-        return Ok(false);
-    }
     let deadline = Instant::now() + within;
     let mut sink = super::batch::LakeSink::new(config).await?;
     loop {
@@ -290,7 +289,8 @@ async fn catch_up(
             .resume_point()
             .await
             .map_err(|e| LakeError::Definite(e.to_string()))?;
-        if at.is_some_and(|cp| cp.snapshot.is_none_or(|s| s.complete) && &cp.position >= target) {
+        let Some(cp) = at else { return Ok(true) };
+        if cp.snapshot.is_none_or(|s| s.complete) && &cp.position >= target {
             return Ok(true);
         }
         if Instant::now() >= deadline {
@@ -438,7 +438,7 @@ pub(super) async fn parity(
     r.observed = format!(
         "{source_count} rows in the source at {position}, {lake_count} in the lake{}: \
          {missing} missing in the lake, {different} different, {extra} only in the lake, {} duplicated",
-        if caught_up || config.sink.kind != SinkKind::Lake {
+        if caught_up {
             ""
         } else {
             " (which had not reached that position yet)"

@@ -20,8 +20,8 @@ use deltalake::arrow::array::{
     Array, ArrayRef, BooleanArray, Float64Array, Int64Array, ListBuilder, RecordBatch, StringArray,
     StringBuilder, TimestampMicrosecondArray,
 };
-use deltalake::arrow::compute::kernels::cmp::{gt, neq};
-use deltalake::arrow::compute::{concat_batches, filter_record_batch};
+use deltalake::arrow::compute::kernels::cmp::neq;
+use deltalake::arrow::compute::{concat_batches, filter, filter_record_batch};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::transaction::CommitProperties;
@@ -99,12 +99,16 @@ impl QualityGate {
 
     /// Evaluates `id`'s expectations on `batch` (a lake batch: source columns and metadata columns);
     /// records what has not been recorded yet; fails with a definite error if a `stop` expectation fails.
+    /// `origins`: in Kafka mode, the partition each row of `batch` was read from. Each partition keeps
+    /// its own mark (sink processes share a table's partitions, and `_seq` rises within a partition),
+    /// direct mode one per table.
     pub async fn check(
         &mut self,
         id: &TableId,
         batch: &RecordBatch,
         meta: &MetadataColumns,
         key: &[String],
+        origins: Option<&[i32]>,
     ) -> Result<(), LakeError> {
         // a handle of its own: the evaluations borrow the expectations while `self` records them
         let quality = Arc::clone(&self.quality);
@@ -126,18 +130,25 @@ impl QualityGate {
 
         // results and quarantine each know how far they are written: a batch replayed after a crash
         // adds only the rows above that
-        let recorded = self.recorded_through(id).await?;
-        if recorded < seq_max {
-            let fresh = fresh_part(&all, &live, seq, recorded, batch, key)?;
-            self.record(id, &fresh, (recorded.max(seq_min - 1) + 1, seq_max))
-                .await?;
+        let marks = Marks::of(seq, origins);
+        let results_app = self.app_id(id);
+        let recorded = if self.quality.record_results {
+            let table = self.results_table().await?;
+            marks.read(table, &results_app).await?
+        } else {
+            vec![0; marks.names.len()]
+        };
+        if let Some((keep, range)) = marks.fresh(seq, &recorded, seq_min)? {
+            let fresh = restrict_to(&all, &live, &keep, batch, key)?;
+            let txns = marks.advanced(&results_app, &recorded);
+            self.record(id, &fresh, range, txns).await?;
             for ev in &fresh {
                 count_and_log(id, ev);
             }
             // alerts follow what is recorded: a replayed batch alerts no more than it records
             let findings = fresh
                 .iter()
-                .map(|ev| self.finding(id, ev, (recorded.max(seq_min - 1) + 1, seq_max)))
+                .map(|ev| self.finding(id, ev, range))
                 .collect::<Result<_, _>>()?;
             self.alerts.send(Alert::Evaluated {
                 table: id.to_string(),
@@ -166,10 +177,13 @@ impl QualityGate {
             .iter()
             .any(|ev| ev.expectation.severity == Severity::Quarantine && ev.unexpected_count > 0)
         {
-            let quarantined = self.quarantined_through(id).await?;
-            if quarantined < seq_max {
-                let fresh = fresh_part(&all, &live, seq, quarantined, batch, key)?;
-                self.quarantine(id, batch, &fresh, seq_max).await?;
+            let app = self.app_id(id);
+            let table = self.quarantine_table(id).await?;
+            let quarantined = marks.read(table, &app).await?;
+            if let Some((keep, _)) = marks.fresh(seq, &quarantined, seq_min)? {
+                let fresh = restrict_to(&all, &live, &keep, batch, key)?;
+                let txns = marks.advanced(&app, &quarantined);
+                self.quarantine(id, batch, &fresh, txns).await?;
             }
         }
         Ok(())
@@ -257,16 +271,6 @@ impl QualityGate {
         })
     }
 
-    /// The highest `_seq` whose results are recorded for `id` (0: none, or results are not kept).
-    async fn recorded_through(&mut self, id: &TableId) -> Result<i64, LakeError> {
-        if !self.quality.record_results {
-            return Ok(0);
-        }
-        let app = self.app_id(id);
-        let table = self.results_table().await?;
-        txn_version(table, &app).await
-    }
-
     async fn results_table(&mut self) -> Result<&mut DeltaTable, LakeError> {
         if self.results.is_none() {
             let uri = format!("{}/{RESULTS_DIR}", self.root);
@@ -281,14 +285,14 @@ impl QualityGate {
         id: &TableId,
         evaluations: &[Evaluation<'_>],
         (seq_min, seq_max): (i64, i64),
+        txns: Vec<Transaction>,
     ) -> Result<(), LakeError> {
         if !self.quality.record_results {
             return Ok(());
         }
         let batch = results_batch(&self.connector, id, evaluations, seq_min, seq_max)?;
-        let app = self.app_id(id);
         let table = self.results_table().await?;
-        let written = append(table.clone(), batch, &app, seq_max).await?;
+        let written = append(table.clone(), batch, txns).await?;
         let columns = columns_of(&written)?;
         self.results = Some(written);
         self.register(
@@ -306,7 +310,7 @@ impl QualityGate {
         id: &TableId,
         batch: &RecordBatch,
         evaluations: &[Evaluation<'_>],
-        seq_max: i64,
+        txns: Vec<Transaction>,
     ) -> Result<(), LakeError> {
         let mut parts = vec![];
         for ev in evaluations {
@@ -320,9 +324,8 @@ impl QualityGate {
         }
         let rows = concat_batches(&parts[0].schema(), &parts)?;
         let (table_name, uri) = self.quarantine_uri(id)?;
-        let app = self.app_id(id);
         let table = self.quarantine_table(id).await?.clone();
-        let written = append(table, rows, &app, seq_max).await?;
+        let written = append(table, rows, txns).await?;
         let columns = columns_of(&written)?;
         self.quarantines.insert(id.clone(), written);
         self.register(&id.database, &table_name, &uri, &columns)
@@ -342,13 +345,6 @@ impl QualityGate {
             self.quarantines.insert(id.clone(), t);
         }
         Ok(self.quarantines.get(id).expect("opened above"))
-    }
-
-    /// The highest `_seq` whose failing rows are in `id`'s quarantine table (0: none).
-    async fn quarantined_through(&mut self, id: &TableId) -> Result<i64, LakeError> {
-        let app = self.app_id(id);
-        let table = self.quarantine_table(id).await?;
-        txn_version(table, &app).await
     }
 
     /// The failing rows of one expectation, with the expectation, the reason and when.
@@ -401,19 +397,104 @@ impl QualityGate {
 }
 
 /// `all` limited to the live rows above `through` (all of them when the whole batch is above it).
-fn fresh_part<'a>(
+/// The evaluations of the rows `keep` selects (all of them: the evaluations as they are).
+fn restrict_to<'a>(
     all: &[Evaluation<'a>],
     live: &BooleanArray,
-    seq: &Int64Array,
-    through: i64,
+    keep: &BooleanArray,
     batch: &RecordBatch,
     key: &[String],
 ) -> Result<Vec<Evaluation<'a>>, LakeError> {
-    let keep = gt(seq, &Int64Array::new_scalar(through))?;
     if keep.true_count() == batch.num_rows() {
         return Ok(all.to_vec());
     }
-    Ok(restrict(all, live, &keep, batch, key)?)
+    Ok(restrict(all, live, keep, batch, key)?)
+}
+
+/// How far results (or quarantined rows) are written, as Delta `txn`s: one per table in direct mode,
+/// one per partition in Kafka mode (`<app>@<partition>`), each the highest `_seq` written.
+struct Marks {
+    /// Suffix of each mark's app id.
+    names: Vec<String>,
+    /// Per row, the index of its mark.
+    of_row: Vec<usize>,
+    /// Per mark, the highest `_seq` of its rows in this batch.
+    max_seq: Vec<i64>,
+}
+
+impl Marks {
+    fn of(seq: &Int64Array, origins: Option<&[i32]>) -> Self {
+        let mut names: Vec<String> = vec![];
+        let mut of_row = Vec::with_capacity(seq.len());
+        let mut max_seq: Vec<i64> = vec![];
+        for row in 0..seq.len() {
+            let name = origins.map_or(String::new(), |o| format!("@{}", o[row]));
+            let i = match names.iter().position(|n| *n == name) {
+                Some(i) => i,
+                None => {
+                    names.push(name);
+                    max_seq.push(i64::MIN);
+                    names.len() - 1
+                }
+            };
+            of_row.push(i);
+            max_seq[i] = max_seq[i].max(seq.value(row));
+        }
+        Marks {
+            names,
+            of_row,
+            max_seq,
+        }
+    }
+
+    async fn read(&self, table: &DeltaTable, app: &str) -> Result<Vec<i64>, LakeError> {
+        let mut out = Vec::with_capacity(self.names.len());
+        for name in &self.names {
+            out.push(txn_version(table, &format!("{app}{name}")).await?);
+        }
+        Ok(out)
+    }
+
+    /// The rows above their mark and the `_seq` range to label them with (None: nothing new).
+    fn fresh(
+        &self,
+        seq: &Int64Array,
+        written: &[i64],
+        seq_min: i64,
+    ) -> Result<Option<(BooleanArray, (i64, i64))>, LakeError> {
+        if self.max_seq.iter().zip(written).all(|(max, w)| max <= w) {
+            return Ok(None);
+        }
+        let keep: BooleanArray = (0..seq.len())
+            .map(|r| Some(seq.value(r) > written[self.of_row[r]]))
+            .collect();
+        let range = if self.names.len() == 1 && self.names[0].is_empty() {
+            // direct mode: the batch's range above the mark, so ranges never overlap
+            (written[0].max(seq_min - 1) + 1, self.max_seq[0])
+        } else {
+            let fresh = filter(seq, &keep)?;
+            let fresh = fresh
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("filtered");
+            (
+                deltalake::arrow::compute::min(fresh).unwrap_or(0),
+                deltalake::arrow::compute::max(fresh).unwrap_or(0),
+            )
+        };
+        Ok(Some((keep, range)))
+    }
+
+    /// The `txn`s that move each mark with new rows up to its highest `_seq` in the batch.
+    fn advanced(&self, app: &str, written: &[i64]) -> Vec<Transaction> {
+        self.names
+            .iter()
+            .zip(&self.max_seq)
+            .zip(written)
+            .filter(|((_, max), w)| *max > *w)
+            .map(|((name, max), _)| Transaction::new(format!("{app}{name}"), *max))
+            .collect()
+    }
 }
 
 fn count_and_log(id: &TableId, ev: &Evaluation<'_>) {
@@ -468,16 +549,14 @@ async fn txn_version(table: &DeltaTable, app: &str) -> Result<i64, LakeError> {
         .unwrap_or(0))
 }
 
-/// Appends `rows` (creating the table on first use, adding columns the rows bring) with the `txn` that
-/// marks everything up to `seq_max` as written.
+/// Appends `rows` (creating the table on first use, adding columns the rows bring) with the `txn`s that
+/// mark what is now written.
 async fn append(
     table: DeltaTable,
     rows: RecordBatch,
-    app: &str,
-    seq_max: i64,
+    txns: Vec<Transaction>,
 ) -> Result<DeltaTable, LakeError> {
-    let props =
-        CommitProperties::default().with_application_transaction(Transaction::new(app, seq_max));
+    let props = CommitProperties::default().with_application_transactions(txns);
     Ok(table
         .write(vec![rows])
         .with_schema_mode(SchemaMode::Merge)

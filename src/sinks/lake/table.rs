@@ -26,6 +26,8 @@ pub struct KeyChange {
     pub row: Row,
     pub deleted: bool,
     pub source_ts_ms: i64,
+    /// Kafka mode: the partition the change was read from (quality marks are kept per partition).
+    pub origin: Option<i32>,
 }
 
 /// What a batch's events tell about the rows its keys already have in the table.
