@@ -163,6 +163,12 @@ pub struct ConsumerSettings {
     /// within seconds, not the 45 s of librdkafka's default). Heartbeats go every third of it.
     #[serde(default = "default_session_timeout")]
     pub session_timeout_ms: u64,
+    /// The longest a sink process may spend between reads (a Delta commit) before it is dropped from the
+    /// group; also how long a rebalance waits for members to rejoin (`max.poll.interval.ms`; default
+    /// 300000, as Kafka's). Lower it to bound how long partitions can stay unowned when a member fails
+    /// to rejoin a rebalance; keep it above the slowest commit.
+    #[serde(default = "default_max_poll_interval")]
+    pub max_poll_interval_ms: u64,
 }
 
 impl Default for ConsumerSettings {
@@ -173,6 +179,7 @@ impl Default for ConsumerSettings {
             schema_wait_secs: default_schema_wait(),
             topic_refresh_ms: default_topic_refresh(),
             session_timeout_ms: default_session_timeout(),
+            max_poll_interval_ms: default_max_poll_interval(),
         }
     }
 }
@@ -185,6 +192,9 @@ fn default_topic_refresh() -> u64 {
 }
 fn default_session_timeout() -> u64 {
     10_000
+}
+fn default_max_poll_interval() -> u64 {
+    300_000
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -399,6 +409,14 @@ impl KafkaConfig {
             return Err(invalid(
                 "kafka.consumer.session_timeout_ms",
                 "must be between 6000 and 300000 (the brokers' default group limits)",
+            ));
+        }
+        if !(self.consumer.session_timeout_ms..=86_400_000)
+            .contains(&self.consumer.max_poll_interval_ms)
+        {
+            return Err(invalid(
+                "kafka.consumer.max_poll_interval_ms",
+                "must be at least session_timeout_ms and at most 86400000",
             ));
         }
         if self.request_timeout_secs == 0 {

@@ -566,3 +566,49 @@ async fn a_sigkill_between_recording_and_merging_records_and_alerts_nothing_twic
         "{messages:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_failing_at_a_restart_reaches_the_channel_with_the_fix() {
+    // the misconfigured server (binlog_format=STATEMENT): what a restart meets after someone changed it
+    let url = mysql_async::Opts::from_url(&env("BINLAKE_TEST_BAD_MYSQL_URL")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (slack, hook) = fake_slack(vec![]).await;
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"bad\"\n[source]\nhost = \"{}\"\nport = {}\nuser = \"{}\"\npassword = \"{}\"\n\
+             include = [\"nothing_here.*\"]\n[state]\ndir = \"{}\"\n[lake]\nroot = \"{}\"\n\
+             [alerts.slack]\nwebhook_url = \"${{IT_SLACK_WEBHOOK}}\"\n",
+            url.ip_or_hostname(),
+            url.tcp_port(),
+            url.user().unwrap(),
+            url.pass().unwrap_or(""),
+            dir.path().display(),
+            dir.path().join("lake").display()
+        ),
+    )
+    .unwrap();
+    let mut child = spawn_logged(&path, &hook, &dir.path().join("bad.log"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "binlake did not stop on the failing preflight"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success());
+    let got = wait_delivered(&slack, 1, 10).await;
+    let stopped = text_of(&got[0]);
+    assert!(
+        got[0]["text"].as_str().unwrap().contains("stopped")
+            && stopped.contains("binlog_format")
+            && stopped.contains("binlog_format=ROW"),
+        "{:#}",
+        got[0]
+    );
+}

@@ -139,6 +139,10 @@ impl ChangeConsumer {
                 config.consumer.session_timeout_ms.to_string(),
             )
             .set(
+                "max.poll.interval.ms",
+                config.consumer.max_poll_interval_ms.to_string(),
+            )
+            .set(
                 "heartbeat.interval.ms",
                 (config.consumer.session_timeout_ms / 3).max(1).to_string(),
             )
