@@ -290,16 +290,13 @@ impl KafkaLake {
             .map(|k| (k.clone(), self.partitions.get(k).and_then(|s| s.in_delta)))
             .collect();
         let mut retry = CommitRetry::default();
+        let mut retrying = false;
         let origins: Vec<i32> = changes.iter().map(|c| c.origin.unwrap_or(-1)).collect();
         loop {
             let table = self.tables.get_mut(id).expect("opened when sought");
             let quality = &mut self.quality;
             let result = async {
-                // Always, not only on a retry: a process that lost these partitions in a rebalance and has
-                // not heard of it yet would otherwise commit its older batch over the new owner's — a
-                // key the new owner deleted would come back (no `_seq` guards a row that is gone).
-                // On a retry it also covers a failed call that committed after all (a lost reply).
-                {
+                if retrying {
                     table.reload().await?;
                     let mut moved = vec![];
                     for ((t, part), seen) in &seen {
@@ -366,6 +363,7 @@ impl KafkaLake {
                         return Err(e);
                     };
                     tokio::time::sleep(wait).await;
+                    retrying = true;
                 }
             }
         }
