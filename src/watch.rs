@@ -52,11 +52,17 @@ impl Watch {
     }
 }
 
-/// Ticks every `secs` (none for 0), the first one after `secs` — a starting pipeline has nothing to check.
-fn every(secs: u64) -> Option<tokio::time::Interval> {
-    (secs > 0).then(|| {
-        let period = Duration::from_secs(secs);
-        let mut i = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+/// Ticks every `period` (none when `on` is false or the period is 0). `first_at_once`: the first tick
+/// comes now; otherwise after one period (a starting pipeline has no table to check yet).
+fn every(period: Duration, on: bool, first_at_once: bool) -> Option<tokio::time::Interval> {
+    (on && !period.is_zero()).then(|| {
+        let start = tokio::time::Instant::now()
+            + if first_at_once {
+                Duration::ZERO
+            } else {
+                period
+            };
+        let mut i = tokio::time::interval_at(start, period);
         i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         i
     })
@@ -79,18 +85,12 @@ async fn run(config: Config, alerts: Alerts, cancel: CancellationToken, lake: bo
             .iter()
             .any(|e| matches!(e.check, TableCheck::Parity { .. }) == parity)
     };
-    let mut tables = every(config.quality.table_check_interval_secs).filter(|_| lake && has(false));
-    let mut parity = every(config.quality.parity_interval_secs).filter(|_| lake && has(true));
-    let mut lag = source.then(|| {
-        let mut i = tokio::time::interval(LAG_EVERY);
-        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        i
-    });
-    let mut retention = source.then(|| {
-        let mut i = tokio::time::interval(RETENTION_EVERY);
-        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        i
-    });
+    let secs = Duration::from_secs;
+    let q = &config.quality;
+    let mut tables = every(secs(q.table_check_interval_secs), lake && has(false), false);
+    let mut parity = every(secs(q.parity_interval_secs), lake && has(true), false);
+    let mut lag = every(LAG_EVERY, source, true);
+    let mut retention = every(RETENTION_EVERY, source, true);
     let mut lag_failing = false;
     loop {
         tokio::select! {

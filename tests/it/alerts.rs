@@ -261,17 +261,7 @@ async fn failing_expectations_alert_once_grouped_then_resolve_with_retries_and_n
     .unwrap();
     db.exec("INSERT INTO quotes VALUES (108, 10, 11)").await;
     let mut child = spawn_logged(&path, &url, &log.with_extension("2.log"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "binlake did not stop on the definite error"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = wait_exit(&mut child, 60, "binlake did not stop on the definite error").await;
     assert!(!status.success());
     let got = wait_delivered(&slack, 5, 10).await;
     let stopped = text_of(&got[4]);

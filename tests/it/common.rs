@@ -436,6 +436,26 @@ pub fn spawn_binlake_sink_logged(config: &Path, log: &Path) -> std::process::Chi
         .unwrap()
 }
 
+/// Waits until the child exits on its own (a definite error, a crash point) and returns how; fails
+/// with `what` after `secs`.
+pub async fn wait_exit(
+    child: &mut std::process::Child,
+    secs: u64,
+    what: &str,
+) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} within {secs}s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Fails the test when the child has exited on its own.
 pub fn assert_alive(child: &mut std::process::Child, what: &str) {
     if let Some(status) = child.try_wait().unwrap() {

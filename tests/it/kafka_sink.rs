@@ -45,6 +45,19 @@ pub fn start_sink(
     )
 }
 
+/// Cancels an in-process sink and waits for its drain.
+async fn stop_sink(
+    sink: CancellationToken,
+    sunk: tokio::task::JoinHandle<Result<(), binlake::ingest::IngestError>>,
+) {
+    sink.cancel();
+    tokio::time::timeout(Duration::from_secs(30), sunk)
+        .await
+        .expect("the sink drains within 30 s")
+        .unwrap()
+        .expect("the sink ends cleanly");
+}
+
 /// One fresh key per partition of `table`'s topic, inserted now (`insert` makes the statement for an
 /// id), then waited for in the lake: once each is there, so is everything published before it (each
 /// partition is read in order).
@@ -145,12 +158,7 @@ async fn published_topics_sink_into_a_lake_equal_to_mariadb() {
     assert_lake_equals_source(&config, &db.name, "quotes").await;
     assert_lake_equals_source(&config, &db.name, "ticks").await;
     assert_lake_equals_source(&config, &db.name, "marks").await;
-    sink.cancel();
-    tokio::time::timeout(Duration::from_secs(30), sunk)
-        .await
-        .expect("the sink drains within 30 s")
-        .unwrap()
-        .expect("the sink ends cleanly");
+    stop_sink(sink, sunk).await;
     stop(publisher, published).await;
 }
 
@@ -416,12 +424,7 @@ async fn the_sink_checks_expectations_once_per_partition_across_a_crash() {
     db.exec("INSERT INTO quotes VALUES (1001, 'X', -1, 0), (1002, 'X', -2, 0), (1003, 'X', -3, 0), (1004, 'X', -4, 0)")
         .await;
     catch_up_quotes(&config, &db, 90).await;
-    sink.cancel();
-    tokio::time::timeout(Duration::from_secs(30), sunk)
-        .await
-        .expect("drains")
-        .unwrap()
-        .expect("ends cleanly");
+    stop_sink(sink, sunk).await;
     let ids = |v: &[u32]| v.iter().map(|i| vec![i.to_string()]).collect::<Vec<_>>();
     assert_eq!(
         quality_state(&config, &db).await,
@@ -440,17 +443,7 @@ async fn the_sink_checks_expectations_once_per_partition_across_a_crash() {
         .unwrap();
     db.exec("INSERT INTO quotes VALUES (1005, 'X', -5, 0), (1006, 'X', -6, 0)")
         .await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        if let Some(s) = crashing.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the crash point was not reached"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = wait_exit(&mut crashing, 90, "the crash point was not reached").await;
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(9), "killed at the crash point");
     // a group of its own: the position comes from Delta's offsets either way, and the dead member's
@@ -459,12 +452,7 @@ async fn the_sink_checks_expectations_once_per_partition_across_a_crash() {
     restarted.kafka.as_mut().unwrap().consumer.group_id = Some(format!("{prefix}-after-crash"));
     let (sink, sunk) = start_sink(restarted);
     catch_up_quotes(&config, &db, 90).await;
-    sink.cancel();
-    tokio::time::timeout(Duration::from_secs(30), sunk)
-        .await
-        .expect("drains")
-        .unwrap()
-        .expect("ends cleanly");
+    stop_sink(sink, sunk).await;
     assert_eq!(
         quality_state(&config, &db).await,
         (ids(&[1001, 1002, 1003, 1004, 1005, 1006]), "6".to_string())

@@ -482,14 +482,7 @@ async fn a_sigkill_between_recording_and_merging_records_and_alerts_nothing_twic
         .env("BINLAKE_LOG", "warn")
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the crash point was not reached");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = wait_exit(&mut child, 60, "the crash point was not reached").await;
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(9), "killed at the crash point");
     let recorded = || async {
@@ -590,17 +583,12 @@ async fn preflight_failing_at_a_restart_reaches_the_channel_with_the_fix() {
     )
     .unwrap();
     let mut child = spawn_logged(&path, &hook, &dir.path().join("bad.log"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "binlake did not stop on the failing preflight"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = wait_exit(
+        &mut child,
+        60,
+        "binlake did not stop on the failing preflight",
+    )
+    .await;
     assert!(!status.success());
     let got = wait_delivered(&slack, 1, 10).await;
     let stopped = text_of(&got[0]);

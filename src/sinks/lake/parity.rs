@@ -17,7 +17,7 @@ use crate::transforms::quality::MAX_SAMPLE_KEYS;
 use deltalake::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
 use deltalake::arrow::compute::{cast, max, min};
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
-use deltalake::arrow::row::{RowConverter, SortField};
+use deltalake::arrow::row::{RowConverter, Rows, SortField};
 use deltalake::arrow::util::display::array_value_to_string;
 use deltalake::datafusion::common::JoinType;
 use deltalake::datafusion::prelude::{lit, DataFrame, SessionContext};
@@ -192,6 +192,12 @@ impl LakeSide {
         Ok((all, key))
     }
 
+    /// The key columns of a batch of all columns, encoded so equal keys have equal bytes.
+    fn key_rows(&self, b: &RecordBatch) -> Result<Rows, LakeError> {
+        let cols: Vec<ArrayRef> = self.key.iter().map(|&k| b.column(k).clone()).collect();
+        Ok(self.converters()?.1.convert_columns(&cols)?)
+    }
+
     fn key_text(&self, b: &RecordBatch, row: usize) -> String {
         self.key
             .iter()
@@ -216,17 +222,15 @@ async fn compare(lake: &LakeSide, rows: Vec<Vec<Value>>, diff: &mut Diff) -> Res
         return Ok(());
     }
     let source = lake.batch(&rows)?;
-    let (all, key) = lake.converters()?;
-    let key_cols: Vec<ArrayRef> = lake.key.iter().map(|&k| source.column(k).clone()).collect();
-    let source_keys = key.convert_columns(&key_cols)?;
+    let (all, _) = lake.converters()?;
+    let source_keys = lake.key_rows(&source)?;
     let source_rows = all.convert_columns(source.columns())?;
     let mut wanted: HashMap<Vec<u8>, usize> = (0..source.num_rows())
         .map(|i| (source_keys.row(i).as_ref().to_vec(), i))
         .collect();
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
     for b in lake.rows_for(&source).await? {
-        let cols: Vec<ArrayRef> = lake.key.iter().map(|&k| b.column(k).clone()).collect();
-        let lake_keys = key.convert_columns(&cols)?;
+        let lake_keys = lake.key_rows(&b)?;
         let lake_rows = all.convert_columns(b.columns())?;
         for r in 0..b.num_rows() {
             let k = lake_keys.row(r).as_ref().to_vec();
@@ -306,6 +310,42 @@ async fn open_snapshot(config: &Config, id: &TableId) -> Result<Option<SnapshotR
         .map_err(|e| LakeError::Definite(format!("parity: reading {id} from the source: {e}")))
 }
 
+/// The source table in key order, `chunk_rows` at a time, within the reader's snapshot.
+struct ChunkWalk {
+    chunk_rows: usize,
+    after: Option<Vec<Value>>,
+    done: bool,
+}
+
+impl ChunkWalk {
+    fn new(chunk_rows: usize) -> Self {
+        ChunkWalk {
+            chunk_rows,
+            after: None,
+            done: false,
+        }
+    }
+
+    async fn next(
+        &mut self,
+        reader: &mut SnapshotReader,
+    ) -> Result<Option<Vec<Vec<Value>>>, LakeError> {
+        if self.done {
+            return Ok(None);
+        }
+        let rows = reader
+            .chunk(self.after.as_deref(), self.chunk_rows)
+            .await
+            .map_err(source_error)?;
+        self.done = rows.len() < self.chunk_rows;
+        let Some(last) = rows.last() else {
+            return Ok(None);
+        };
+        self.after = Some(reader.table.projected.key_of(last));
+        Ok(Some(rows))
+    }
+}
+
 fn source_error(e: crate::sources::mysql::SourceError) -> LakeError {
     LakeError::Definite(format!("parity: reading the source: {e}"))
 }
@@ -334,42 +374,19 @@ pub(super) async fn parity(
     let lake_count = lake.count().await?;
     r.element_count = source_count;
     let mut diff = Diff::default();
-    let mut after: Option<Vec<Value>> = None;
-    loop {
-        let rows = reader
-            .chunk(after.as_deref(), opts.chunk_rows)
-            .await
-            .map_err(source_error)?;
-        let Some(last) = rows.last() else { break };
-        after = Some(schema.key_of(last));
-        let full = rows.len() == opts.chunk_rows;
+    let mut walk = ChunkWalk::new(opts.chunk_rows);
+    while let Some(rows) = walk.next(&mut reader).await? {
         compare(&lake, rows, &mut diff).await?;
-        if !full {
-            break;
-        }
     }
     // the lake holds rows no source key matched: find them by a second pass over the source's keys
     // (in the same snapshot), 8 bytes per key — only when there are such rows
     let mut extra_samples = vec![];
     let extra = if lake_count > diff.matched {
         let mut keys = HashSet::new();
-        let mut after: Option<Vec<Value>> = None;
-        let (_, key) = lake.converters()?;
-        loop {
-            let rows = reader
-                .chunk(after.as_deref(), opts.chunk_rows)
-                .await
-                .map_err(source_error)?;
-            let Some(last) = rows.last() else { break };
-            after = Some(schema.key_of(last));
-            let full = rows.len() == opts.chunk_rows;
-            let batch = lake.batch(&rows)?;
-            let cols: Vec<ArrayRef> = lake.key.iter().map(|&k| batch.column(k).clone()).collect();
-            let converted = key.convert_columns(&cols)?;
-            keys.extend((0..batch.num_rows()).map(|i| hash64(converted.row(i).as_ref())));
-            if !full {
-                break;
-            }
+        let mut walk = ChunkWalk::new(opts.chunk_rows);
+        while let Some(rows) = walk.next(&mut reader).await? {
+            let encoded = lake.key_rows(&lake.batch(&rows)?)?;
+            keys.extend((0..rows.len()).map(|i| hash64(encoded.row(i).as_ref())));
         }
         extra_rows(&lake, &keys, &mut extra_samples).await?
     } else {
@@ -397,13 +414,9 @@ pub(super) async fn parity(
             let rows = reader.rows_with_keys(part).await.map_err(source_error)?;
             // keys the source no longer has must be gone from the lake too
             let found: HashSet<Vec<u8>> = {
-                let (_, key) = lake.converters()?;
-                let batch = lake.batch(&rows)?;
-                let cols: Vec<ArrayRef> =
-                    lake.key.iter().map(|&k| batch.column(k).clone()).collect();
-                let converted = key.convert_columns(&cols)?;
-                (0..batch.num_rows())
-                    .map(|i| converted.row(i).as_ref().to_vec())
+                let encoded = lake.key_rows(&lake.batch(&rows)?)?;
+                (0..rows.len())
+                    .map(|i| encoded.row(i).as_ref().to_vec())
                     .collect()
             };
             let gone = gone_keys(&lake, part, &found)?;
@@ -454,11 +467,8 @@ fn gone_keys(
     part: &[Vec<Value>],
     found: &HashSet<Vec<u8>>,
 ) -> Result<Vec<Vec<Value>>, LakeError> {
-    let (_, key) = lake.converters()?;
-    let batch = lake.key_batch(part)?;
-    let cols: Vec<ArrayRef> = lake.key.iter().map(|&k| batch.column(k).clone()).collect();
-    let converted = key.convert_columns(&cols)?;
-    Ok((0..batch.num_rows())
+    let converted = lake.key_rows(&lake.key_batch(part)?)?;
+    Ok((0..part.len())
         .filter(|&i| !found.contains(converted.row(i).as_ref()))
         .map(|i| part[i].clone())
         .collect())

@@ -47,6 +47,14 @@ fn quoted(id: &TableId) -> String {
     )
 }
 
+fn idents(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|c| ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(super) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
@@ -181,11 +189,7 @@ async fn evaluate(
     let now = chrono::Utc::now();
     Ok(match &e.check {
         TableCheck::Unique { column_list } => {
-            let cols = column_list
-                .iter()
-                .map(|c| ident(c))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let cols = idents(column_list);
             let dup = format!("SELECT {cols} FROM {t} s GROUP BY {cols} HAVING count(*) > 1");
             r.unexpected_count = number(ctx, &format!("SELECT count(*) AS v FROM ({dup}) d"))
                 .await?
@@ -338,11 +342,7 @@ fn athena_sql(e: &TableExpectation) -> String {
     let t = format!("\"{db}\".\"{table}\"");
     match &e.check {
         TableCheck::Unique { column_list } => {
-            let cols = column_list
-                .iter()
-                .map(|c| ident(c))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let cols = idents(column_list);
             format!("SELECT {cols}, count(*) FROM {t} GROUP BY {cols} HAVING count(*) > 1")
         }
         TableCheck::Sql { query } => query.replace("{table}", &t),

@@ -4,7 +4,7 @@
 use super::decode::from_snapshot;
 use super::schema::{load_tables, CapturedTable};
 use super::snapshot::{
-    after_key_params, after_key_predicate, open_consistent_snapshot, quote, to_param,
+    after_key_params, after_key_predicate, open_consistent_snapshot, select_parts, to_param,
 };
 use super::{connect, ServerInfo, SourceError};
 use crate::config::SourceConfig;
@@ -42,18 +42,7 @@ impl SnapshotReader {
             return Ok(None);
         };
         let table = CapturedTable::new(schema, filter)?;
-        let key_cols: Vec<String> = table
-            .full
-            .key
-            .iter()
-            .map(|&k| quote(&table.full.columns[k].name))
-            .collect();
-        let cols: Vec<String> = table.full.columns.iter().map(|c| quote(&c.name)).collect();
-        let from = format!(
-            "{}.{}",
-            quote(&table.full.database),
-            quote(&table.full.table)
-        );
+        let (key_cols, cols, from) = select_parts(&table);
         Ok(Some(SnapshotReader {
             conn,
             table,

@@ -91,8 +91,24 @@ pub async fn open_consistent_snapshot(
     }
 }
 
-pub(super) fn quote(ident: &str) -> String {
+fn quote(ident: &str) -> String {
     format!("`{}`", ident.replace('`', "``"))
+}
+
+/// A table's quoted key columns, all columns, and `db`.`table`, for the SELECTs that read it in key order.
+pub(super) fn select_parts(table: &CapturedTable) -> (Vec<String>, Vec<String>, String) {
+    let full = &table.full;
+    let key = full
+        .key
+        .iter()
+        .map(|&k| quote(&full.columns[k].name))
+        .collect();
+    let cols = full.columns.iter().map(|c| quote(&c.name)).collect();
+    (
+        key,
+        cols,
+        format!("{}.{}", quote(&full.database), quote(&full.table)),
+    )
 }
 
 /// Key types whose order this process reproduces exactly; others restart the table if a session ends mid-table.
@@ -317,18 +333,7 @@ pub async fn run_snapshot(
         let table = CapturedTable::new(schema, filter)?;
         let chunk = cfg.snapshot.chunk_size as usize;
         let chunk_max_bytes = (cfg.snapshot.chunk_max_mb as usize) << 20;
-        let key_cols: Vec<String> = table
-            .full
-            .key
-            .iter()
-            .map(|&k| quote(&table.full.columns[k].name))
-            .collect();
-        let cols: Vec<String> = table.full.columns.iter().map(|c| quote(&c.name)).collect();
-        let from = format!(
-            "{}.{}",
-            quote(&table.full.database),
-            quote(&table.full.table)
-        );
+        let (key_cols, cols, from) = select_parts(&table);
         let order = key_cols.join(", ");
         let first_sql = format!(
             "SELECT {} FROM {from} ORDER BY {order} LIMIT {chunk}",
