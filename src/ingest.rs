@@ -49,9 +49,11 @@ pub async fn run_with_alerts(
             None => return Err(e.into()),
         }
     }
+    // topics binlake created with `delete` keep every offset; a compacted one has gaps by design
     let mut lake = KafkaLake::new(&config.lake, &config.quality, &config.name)
         .await
-        .with_alerts(alerts);
+        .with_alerts(alerts)
+        .with_contiguous_offsets(kafka.topics.cleanup_policy == "delete");
     lake.watch_stop(cancel.clone());
     crate::observe::READY.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut tick = tokio::time::interval(TICK);
@@ -90,6 +92,7 @@ pub async fn run_with_alerts(
             Ok(()) => backoff = retry(),
             Err(e) if is_transient(&e) => match backoff.next_delay() {
                 Some(wait) => {
+                    crate::observe::error("kafka_sink", "transient");
                     tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "kafka sink; reading again from Delta's positions");
                     // The failed step may have lost records the consumer already handed over (a batch whose
                     // commit gave up, a record whose schema could not be read); taking later ones would
@@ -110,6 +113,7 @@ pub async fn run_with_alerts(
         }
     };
     if let Err(e) = result {
+        crate::observe::error("kafka_sink", "definite");
         crate::observe::HEALTHY.store(false, std::sync::atomic::Ordering::Relaxed);
         return Err(e);
     }

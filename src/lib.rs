@@ -7,6 +7,7 @@ pub mod channel;
 pub mod config;
 pub mod crash;
 pub mod event;
+pub mod ha;
 pub mod ingest;
 pub mod names;
 pub mod observe;

@@ -86,6 +86,17 @@ enum Command {
         /// Override `[sink] kind` (whose progress the resume-position check reads).
         #[arg(long, value_enum)]
         sink: Option<SinkKind>,
+        /// Only load and validate the config (keys, values, interpolation); connect to nothing.
+        #[arg(long)]
+        config_only: bool,
+    },
+    /// Exit 0 when the URL (a binlake's `/readyz` or `/healthz`) answers 200 within the timeout: the
+    /// container's health check, with no HTTP client in the image.
+    Health {
+        #[arg(long, default_value = "http://127.0.0.1:9464/readyz")]
+        url: String,
+        #[arg(long, default_value_t = 3)]
+        timeout_secs: u64,
     },
     /// Offline binlog tools.
     Binlog {
@@ -135,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run { config, sink } => {
             let mut config = Config::load(&config)?;
+            config.resolve_secrets().await?;
             config.sink.kind = sink.unwrap_or(config.sink.kind);
             if !config.observe.listen.is_empty() {
                 binlake::observe::serve(&config.observe.listen).await?;
@@ -148,6 +160,11 @@ async fn main() -> anyhow::Result<()> {
                     "row-level quality expectations are evaluated where the lake is written (the lake sink, or `binlake sink` reading this publisher's topics); this process does not check them"
                 );
             }
+            // with [ha]: wait as a standby until this task leads the connector
+            let leader = match binlake::ha::start(&config, &cancel).await? {
+                binlake::ha::Start::Lead(leader) => leader,
+                binlake::ha::Start::Stopped => return Ok(()),
+            };
             let (alerts, alert_task) = binlake::alerts::spawn(&config.alerts, &config.name);
             let watch = binlake::watch::Watch::spawn(
                 &config,
@@ -178,6 +195,11 @@ async fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             .await;
+            // deposed: the drain committed nothing and the error says so
+            let result = match leader.finish(result.is_ok()).await {
+                Some(why) => result.and(Err(anyhow::anyhow!("stepped down: {why}"))),
+                None => result,
+            };
             watch.stop().await;
             stop_alert(
                 alerts,
@@ -188,7 +210,8 @@ async fn main() -> anyhow::Result<()> {
             result?;
         }
         Command::Sink { config } => {
-            let config = Config::load(&config)?;
+            let mut config = Config::load(&config)?;
+            config.resolve_secrets().await?;
             if !config.observe.listen.is_empty() {
                 binlake::observe::serve(&config.observe.listen).await?;
             }
@@ -212,7 +235,8 @@ async fn main() -> anyhow::Result<()> {
             format,
             html,
         } => {
-            let config = Config::load(&config)?;
+            let mut config = Config::load(&config)?;
+            config.resolve_secrets().await?;
             let only = match &table {
                 Some(t) => Some(
                     binlake::event::TableId::parse(t)
@@ -284,9 +308,21 @@ async fn main() -> anyhow::Result<()> {
                 println!("{line}");
             }
         }
-        Command::Check { config, sink } => {
+        Command::Check {
+            config,
+            sink,
+            config_only,
+        } => {
             let mut config = Config::load(&config)?;
             config.sink.kind = sink.unwrap_or(config.sink.kind);
+            if config_only {
+                println!(
+                    "config OK: connector {}, sink {:?}, tables {:?}",
+                    config.name, config.sink.kind, config.source.include
+                );
+                return Ok(());
+            }
+            config.resolve_secrets().await?;
             // the resume position and the re-snapshot advice come from the sink that keeps the progress
             let (checkpoint, hint) = match config.sink.kind {
                 SinkKind::Lake => {
@@ -316,6 +352,14 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             println!("all checks passed");
+        }
+        Command::Health { url, timeout_secs } => {
+            if let Err(e) =
+                binlake::observe::probe(&url, std::time::Duration::from_secs(timeout_secs)).await
+            {
+                eprintln!("unhealthy: {e}");
+                std::process::exit(1);
+            }
         }
         Command::Binlog {
             command: BinlogCommand::Decode { file, include },

@@ -83,6 +83,28 @@ pub struct Metrics {
     pub kafka_dead_letters: IntCounterVec,
     /// Records the lake sink skipped as a republished copy of a change it already applied, by topic.
     pub kafka_republished_skipped: IntCounterVec,
+    /// Errors by stage (source, lake, kafka, kafka_sink, glue) and kind (transient: retried; conflict:
+    /// retried; definite: stopped). See `error`.
+    pub errors: IntCounterVec,
+    /// Rows read by the snapshot, by table.
+    pub snapshot_rows: IntCounterVec,
+    /// Row count of a table being snapshotted as the server estimates it (information_schema), by table.
+    pub snapshot_rows_estimate: IntGaugeVec,
+    /// Events and bytes the sink holds uncommitted (the open transaction and the pending batches).
+    pub buffered_events: IntGauge,
+    pub buffered_bytes: IntGauge,
+    /// Glue catalog calls, by operation and result (ok, error).
+    pub glue_calls: IntCounterVec,
+    /// Seconds between the server time of the last binlog event read and now (0 while idle with heartbeats).
+    pub source_lag_seconds: IntGauge,
+    /// With `[ha]` on: 1 while this task leads its connector, 0 as a standby (no series with HA off).
+    pub ha_role: IntGaugeVec,
+}
+
+/// Counts one error of `stage` (source, lake, kafka, kafka_sink, glue) and `kind` (transient, conflict,
+/// definite).
+pub fn error(stage: &str, kind: &str) {
+    METRICS.errors.with_label_values(&[stage, kind]).inc();
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -213,8 +235,62 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         &["topic"],
     )
     .unwrap();
+    let errors = IntCounterVec::new(
+        Opts::new("binlake_errors_total", "errors by stage and kind"),
+        &["stage", "kind"],
+    )
+    .unwrap();
+    let snapshot_rows = IntCounterVec::new(
+        Opts::new("binlake_snapshot_rows_total", "rows read by the snapshot"),
+        &["table"],
+    )
+    .unwrap();
+    let snapshot_rows_estimate = IntGaugeVec::new(
+        Opts::new(
+            "binlake_snapshot_rows_estimate",
+            "the server's row estimate of a table being snapshotted",
+        ),
+        &["table"],
+    )
+    .unwrap();
+    let buffered_events = IntGauge::new(
+        "binlake_buffered_events",
+        "events the sink holds uncommitted",
+    )
+    .unwrap();
+    let buffered_bytes = IntGauge::new(
+        "binlake_buffered_bytes",
+        "bytes of events the sink holds uncommitted",
+    )
+    .unwrap();
+    let glue_calls = IntCounterVec::new(
+        Opts::new("binlake_glue_calls_total", "Glue catalog calls"),
+        &["op", "result"],
+    )
+    .unwrap();
+    let source_lag_seconds = IntGauge::new(
+        "binlake_source_lag_seconds",
+        "now minus the server time of the last binlog event read",
+    )
+    .unwrap();
+    let ha_role = IntGaugeVec::new(
+        Opts::new(
+            "binlake_ha_leader",
+            "1 while this task leads its connector (HA), 0 as a standby",
+        ),
+        &["connector"],
+    )
+    .unwrap();
     for c in [
         Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(ha_role.clone()),
+        Box::new(errors.clone()),
+        Box::new(snapshot_rows.clone()),
+        Box::new(snapshot_rows_estimate.clone()),
+        Box::new(buffered_events.clone()),
+        Box::new(buffered_bytes.clone()),
+        Box::new(glue_calls.clone()),
+        Box::new(source_lag_seconds.clone()),
         Box::new(kafka_consumed.clone()),
         Box::new(kafka_dead_letters.clone()),
         Box::new(kafka_republished_skipped.clone()),
@@ -259,8 +335,33 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         kafka_consumed,
         kafka_dead_letters,
         kafka_republished_skipped,
+        errors,
+        snapshot_rows,
+        snapshot_rows_estimate,
+        buffered_events,
+        buffered_bytes,
+        glue_calls,
+        source_lag_seconds,
+        ha_role,
     }
 });
+
+/// GETs `url` and succeeds on a 200 answer within `timeout` (`binlake health`).
+pub async fn probe(url: &str, timeout: std::time::Duration) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    match response.status() {
+        reqwest::StatusCode::OK => Ok(()),
+        status => Err(format!("{url} answered {status}")),
+    }
+}
 
 /// Readiness: set once the source passed preflight and delivers; health: cleared when the pipeline fails.
 pub static READY: AtomicBool = AtomicBool::new(false);

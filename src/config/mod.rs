@@ -8,6 +8,7 @@ pub mod hours;
 pub mod kafka;
 pub mod quality;
 mod quality_table;
+pub mod secrets;
 mod validate;
 
 pub use env::interpolate;
@@ -32,6 +33,8 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
     #[error("config key `{key}`: environment variable `{var}` is not set (use `${{{var}:-default}}` for a default)")]
     MissingEnv { key: String, var: String },
+    #[error("--config env:{var}: environment variable `{var}` is not set or not UTF-8; it must hold the whole TOML config")]
+    MissingConfigEnv { var: String },
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
@@ -64,6 +67,42 @@ pub struct Config {
     /// Slack and webhook alerts for quality failures and pipeline health.
     #[serde(default)]
     pub alerts: alerts::AlertsConfig,
+    /// Several `binlake run` tasks of one connector, one active (`src/ha.rs`).
+    #[serde(default)]
+    pub ha: HaConfig,
+}
+
+/// `[ha]`: a lease next to the lake (`<lake.root>/_binlake/ha/<connector>/`) elects one active task; the
+/// others wait as standbys; every Delta commit is fenced by the leader's epoch.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaConfig {
+    /// Default false: one task, no lease.
+    #[serde(default)]
+    pub enabled: bool,
+    /// A standby takes over after the leader's heartbeat stood still this long (default 30).
+    #[serde(default = "default_takeover_secs")]
+    pub takeover_secs: u64,
+    /// The leader renews its heartbeat this often; at most a third of `takeover_secs` (default 5).
+    #[serde(default = "default_renew_secs")]
+    pub renew_secs: u64,
+}
+
+impl Default for HaConfig {
+    fn default() -> Self {
+        HaConfig {
+            enabled: false,
+            takeover_secs: default_takeover_secs(),
+            renew_secs: default_renew_secs(),
+        }
+    }
+}
+
+fn default_takeover_secs() -> u64 {
+    30
+}
+fn default_renew_secs() -> u64 {
+    5
 }
 
 /// Where change events go; `binlake run --sink` overrides `kind`.
@@ -248,9 +287,13 @@ pub struct SourceConfig {
     #[serde(default = "default_port")]
     pub port: u16,
     pub user: String,
-    /// Password; write `${ENV_VAR}` here rather than the secret itself. Never logged.
+    /// Password; write `${ENV_VAR}`, `secretsmanager:<name or ARN>[#json-key]` or `file:<path>` here
+    /// rather than the secret itself (`Config::resolve_secrets`). Never logged.
     #[serde(default)]
     pub password: String,
+    /// Where `password` came from when it was a reference: fetched again when the server refuses it.
+    #[serde(skip)]
+    pub password_ref: Option<secrets::SecretRef>,
     /// Server id binlake registers with; must differ from the server's and every replica's (default 5401).
     #[serde(default = "default_server_id")]
     pub server_id: u32,
@@ -429,7 +472,15 @@ fn default_state_dir() -> PathBuf {
 }
 
 impl Config {
+    /// Reads the config from a file, or with `env:NAME` from the environment variable NAME (a container
+    /// gets its whole config that way, e.g. from a Terraform-rendered task definition).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        if let Some(var) = path.to_str().and_then(|p| p.strip_prefix("env:")) {
+            let text = std::env::var(var).map_err(|_| ConfigError::MissingConfigEnv {
+                var: var.to_string(),
+            })?;
+            return Self::parse(&text, path);
+        }
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -458,6 +509,21 @@ impl Config {
             })?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Replaces secret references (`secretsmanager:…`, `file:…`) in `source.password` and
+    /// `kafka.sasl_password` by their values; before anything connects.
+    pub async fn resolve_secrets(&mut self) -> Result<(), secrets::SecretError> {
+        if let Some(r) = secrets::parse_ref(&self.source.password) {
+            self.source.password = secrets::fetch("source.password", &r).await?;
+            self.source.password_ref = Some(r);
+        }
+        if let Some(kafka) = self.kafka.as_mut() {
+            if let Some(r) = kafka.sasl_password.as_deref().and_then(secrets::parse_ref) {
+                kafka.sasl_password = Some(secrets::fetch("kafka.sasl_password", &r).await?);
+            }
+        }
+        Ok(())
     }
 
     pub fn filter(&self) -> TableFilter {

@@ -205,6 +205,17 @@ impl Config {
         self.quality
             .validate(&|t| filter.captures(&t.database, &t.table))?;
         self.alerts.validate()?;
+        let ha = &self.ha;
+        if ha.renew_secs == 0 || ha.renew_secs * 3 > ha.takeover_secs {
+            return Err(invalid(
+                "ha.renew_secs",
+                format!(
+                    "must be at least 1 and at most a third of ha.takeover_secs ({}), so a live leader is \
+                     never taken for dead",
+                    ha.takeover_secs
+                ),
+            ));
+        }
         Ok(())
     }
 

@@ -90,7 +90,7 @@ async fn catch_up_table(
 }
 
 /// Waits until some row of `table` (with an `id` key) matches `cond` in the lake.
-async fn wait_for_any(config: &Config, table: &str, cond: &str, secs: u64) {
+pub async fn wait_for_any(config: &Config, table: &str, cond: &str, secs: u64) {
     let one = format!("id = (SELECT max(id) FROM {table} WHERE {cond})");
     wait_for_lake(config, table, &one, secs).await;
 }

@@ -633,6 +633,15 @@ async fn metrics_health_and_sigterm_drain() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(http_get(port, "/healthz").await.unwrap().0, 200);
+    // the container's health check (no HTTP client in the image)
+    let health = || {
+        std::process::Command::new(binary())
+            .args(["health", "--timeout-secs", "2", "--url"])
+            .arg(format!("http://127.0.0.1:{port}/readyz"))
+            .status()
+            .unwrap()
+    };
+    assert!(health().success(), "binlake health on a ready process");
     let quotes = format!("{}.quotes", db.name);
     lake_catch_up(&db, &config, 60).await;
     let (status, body) = http_get(port, "/metrics").await.unwrap();
@@ -642,6 +651,11 @@ async fn metrics_health_and_sigterm_drain() {
         format!("binlake_lake_rows_merged_total{{table=\"{quotes}\"}}"),
         format!("binlake_lag_ms{{table=\"{quotes}\"}}"),
         "binlake_lake_commit_seconds_bucket".to_string(),
+        // snapshot progress: rows read, and the estimate set to the rows read once the table finished
+        format!("binlake_snapshot_rows_total{{table=\"{quotes}\"}} 100"),
+        format!("binlake_snapshot_rows_estimate{{table=\"{quotes}\"}} 100"),
+        "binlake_buffered_bytes ".to_string(),
+        "binlake_source_lag_seconds ".to_string(),
     ] {
         assert!(body.contains(&metric), "missing {metric} in\n{body}");
     }
@@ -666,6 +680,10 @@ async fn metrics_health_and_sigterm_drain() {
         stopped.elapsed() < Duration::from_secs(25),
         "drain took {:?}",
         stopped.elapsed()
+    );
+    assert!(
+        !health().success(),
+        "binlake health fails once the process is gone"
     );
     // what was read before the stop is committed; a restart continues from there with nothing lost or doubled
     let mut child = std::process::Command::new(binary())

@@ -134,6 +134,42 @@ async fn row_expectations_record_results_and_quarantine_while_the_lake_equals_th
 
     // the main table mirrors MariaDB, bad rows included
     assert_lake_equals_source(&config, &db.name, "quotes").await;
+    // and /metrics counts the evaluations and failures per table and expectation
+    let metrics = binlake::observe::render_metrics();
+    let line = |name: &str, expectation: &str| {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(name)
+                    && l.contains(&format!("table=\"{}.quotes\"", db.name))
+                    && l.contains(&format!("expectation=\"{expectation}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+    };
+    assert_eq!(
+        line("binlake_quality_failures_total", "bid_positive").as_deref(),
+        Some("1"),
+        "{metrics}"
+    );
+    assert_eq!(
+        line("binlake_quality_failures_total", "cents_only"),
+        None,
+        "a pass under `mostly`"
+    );
+    let evaluations = query_cells(
+        &config,
+        &format!(
+            "SELECT CAST(count(*) AS VARCHAR) AS n FROM binlake_quality.results \
+             WHERE table_name = '{}.quotes' AND expectation_id = 'bid_positive'",
+            db.name
+        ),
+    )
+    .await;
+    assert_eq!(
+        line("binlake_quality_evaluations_total", "bid_positive"),
+        Some(evaluations[0][0].clone()),
+        "one evaluation counted per recorded result"
+    );
 
     // per expectation: evaluations, rows checked and rows failing over both batches
     let got = results(

@@ -410,11 +410,14 @@ async fn lag_and_short_binlog_retention_reach_the_channel() {
     db.exec("CREATE TABLE t (id BIGINT PRIMARY KEY, v INT)")
         .await;
     let (slack, url) = fake_slack(vec![]).await;
+    // the generic webhook gets the same alerts as plain JSON
+    let (hook, hook_url) = fake_slack(vec![]).await;
     // the test server keeps binlogs 24 h: below a 48 h floor. Commits every 4 s: past a 1 s lag.
     let text = db
         .config_text("min_binlog_retention_hours = 48\n")
         .replace("flush_interval_ms = 200", "flush_interval_ms = 4000")
-        + "\n[alerts]\nmax_lag_secs = 1\n[alerts.slack]\nwebhook_url = \"${IT_SLACK_WEBHOOK}\"\nmin_interval_ms = 100\n";
+        + "\n[alerts]\nmax_lag_secs = 1\n[alerts.slack]\nwebhook_url = \"${IT_SLACK_WEBHOOK}\"\nmin_interval_ms = 100\n"
+        + &format!("[alerts.webhook]\nwebhook_url = \"{hook_url}\"\n");
     let path = db.dir.path().join("health.toml");
     std::fs::write(&path, &text).unwrap();
     let config = Config::parse(&text.replace("${IT_SLACK_WEBHOOK}", &url), &path).unwrap();
@@ -453,6 +456,30 @@ async fn lag_and_short_binlog_retention_reach_the_channel() {
     );
     wait_for_lake(&config, &format!("{}.t", db.name), "id = 1", 60).await;
     assert_eq!(signal_and_wait(&mut child, 15).code(), Some(0));
+    let plain = wait_delivered(&hook, 3, 10).await;
+    let seen: Vec<(String, String)> = plain
+        .iter()
+        .map(|m| {
+            let f = &m["findings"][0];
+            let expectation = f["expectation"]
+                .as_str()
+                .or(f["finding"]["expectation"].as_str());
+            (
+                m["kind"].as_str().unwrap().to_string(),
+                expectation.unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("failing", "binlog_retention"),
+        ("failing", "lag"),
+        ("resolved", "lag"),
+    ];
+    assert_eq!(
+        seen,
+        want.map(|(k, e)| (k.to_string(), e.to_string())),
+        "{plain:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

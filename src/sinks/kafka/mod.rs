@@ -344,6 +344,7 @@ impl KafkaSink {
                 Ok(()) => break,
                 Err(e) if e.is_transient() => match backoff.next_delay() {
                     Some(wait) => {
+                        crate::observe::error("kafka", "transient");
                         tracing::warn!(topic = name, error = %e, "creating topic; retrying");
                         tokio::time::sleep(wait).await;
                     }
@@ -593,6 +594,7 @@ impl KafkaSink {
                 Ok(cp) => return Ok(cp),
                 Err(e) if e.is_transient() => match backoff.next_delay() {
                     Some(wait) => {
+                        crate::observe::error("kafka", "transient");
                         tracing::warn!(error = %e, "reading the offsets topic; retrying");
                         tokio::time::sleep(wait).await;
                     }

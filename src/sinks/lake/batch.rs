@@ -153,6 +153,16 @@ impl LakeSink {
                 .add(&ev, rules, &mut self.ready_bytes);
             self.stats.last_source_ts_ms = self.stats.last_source_ts_ms.max(ev.source.ts_ms);
         }
+        self.publish_buffered();
+    }
+
+    /// The buffered gauges, updated per transaction and per flush (not per event: this is the hot path).
+    fn publish_buffered(&self) {
+        let m = &crate::observe::METRICS;
+        m.buffered_events
+            .set((self.ready_rows + self.open_tx.len()) as i64);
+        m.buffered_bytes
+            .set((self.ready_bytes + self.open_tx_bytes) as i64);
     }
 
     fn due(&self) -> bool {
@@ -255,6 +265,7 @@ impl LakeSink {
         // what is still held is the open transaction's part (its first change is the oldest)
         let oldest = self.open_tx.first().map_or(0, |ev| ev.source.ts_ms.max(1));
         crate::observe::UNCOMMITTED_SINCE_MS.store(oldest, std::sync::atomic::Ordering::Relaxed);
+        self.publish_buffered();
         self.stats.flushes += 1;
         self.stats.rows_merged += merged as u64;
         self.stats.last_flush = started.elapsed();

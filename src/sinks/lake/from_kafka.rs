@@ -8,6 +8,11 @@
 //! a binlog change whose `_seq` is below the partition's highest is a republished copy and is skipped;
 //! the MERGE never lets a lower `_seq` overwrite a higher one; and batch images are not trusted to say
 //! where a stored row is, so every batch MERGEs over the table (`TableBatch::blind`).
+//!
+//! Fencing: a member that lost partitions in a rebalance (or a group coordinator that assigned one twice)
+//! may still hold an older batch of them. A commit goes ahead only against a table state in which every
+//! partition this process holds still stands where it last saw it; the Delta `txn` of each partition in
+//! the commit makes a concurrent commit of the same partition a conflict, after which the check runs again.
 
 use super::collapse::TableBatch;
 use super::quality::QualityGate;
@@ -44,6 +49,9 @@ struct PartitionState {
     /// Highest binlog `_seq` applied (committed) and buffered from this partition.
     committed_seq: u64,
     buffered_seq: u64,
+    /// The offset the next record must have (the one sought, then the last taken + 1) when the topic
+    /// keeps every offset; `None`: not known (read from the beginning) or not checked.
+    next_offset: Option<i64>,
 }
 
 #[derive(Default)]
@@ -77,6 +85,11 @@ pub struct KafkaLake {
     stop: CancellationToken,
     stop_seen: Option<Instant>,
     quality: QualityGate,
+    /// Per table, the version at which every held partition's `txn` was known to equal `in_delta`:
+    /// a commit from another state checks first.
+    verified: HashMap<TableId, i64>,
+    /// Topics keep every offset (`cleanup.policy = delete`): a gap means records fetched out of order.
+    contiguous: bool,
 }
 
 impl KafkaLake {
@@ -93,7 +106,15 @@ impl KafkaLake {
             first_buffered: None,
             stop: CancellationToken::new(),
             stop_seen: None,
+            verified: HashMap::new(),
+            contiguous: false,
         }
+    }
+
+    /// Offsets of the table topics have no gaps (not compacted): a record after a gap is refused.
+    pub fn with_contiguous_offsets(mut self, contiguous: bool) -> Self {
+        self.contiguous = contiguous;
+        self
     }
 
     /// Where failing expectations are reported.
@@ -131,6 +152,9 @@ impl KafkaLake {
         *mark = (*mark).max(truncated.unwrap_or(0) as u64);
         let key = (topic.clone(), partition);
         let seq = self.seq_marks.get(&key).copied().unwrap_or(0);
+        // the reload may have brought other writers' commits of partitions held before
+        self.verified.remove(&schema.id());
+        let next_offset = self.expected_after(in_delta);
         self.partitions.insert(
             key,
             PartitionState {
@@ -138,6 +162,7 @@ impl KafkaLake {
                 in_delta,
                 committed_seq: seq,
                 buffered_seq: seq,
+                next_offset,
             },
         );
         Ok(in_delta)
@@ -152,6 +177,19 @@ impl KafkaLake {
         };
         if state.in_delta.is_some_and(|v| c.offset <= v) {
             return Ok(()); // already in Delta
+        }
+        if let Some(expected) = state.next_offset {
+            if c.offset != expected {
+                return Err(LakeError::OffsetGap {
+                    topic: c.topic.to_string(),
+                    partition: c.partition,
+                    expected,
+                    got: c.offset,
+                });
+            }
+        }
+        if self.contiguous {
+            state.next_offset = Some(c.offset + 1);
         }
         let Some(table) = state.table.clone() else {
             return Ok(());
@@ -213,6 +251,32 @@ impl KafkaLake {
         }
         self.first_buffered.get_or_insert_with(Instant::now);
         Ok(())
+    }
+
+    fn expected_after(&self, in_delta: Option<i64>) -> Option<i64> {
+        self.contiguous.then_some(in_delta.map(|v| v + 1)).flatten()
+    }
+
+    /// Partitions of `id` this process holds whose `txn` in the table's current state differs from
+    /// where this process last saw it, with the value they have now.
+    async fn moved_partitions(
+        &self,
+        id: &TableId,
+    ) -> Result<Vec<(Arc<str>, i32, Option<i64>)>, LakeError> {
+        let table = self.tables.get(id).expect("opened when sought");
+        let mut moved = vec![];
+        for ((topic, part), s) in &self.partitions {
+            if s.table.as_ref() != Some(id) {
+                continue;
+            }
+            let now = table
+                .txn_version(&app_id(&self.tables.connector, topic, *part))
+                .await?;
+            if now != s.in_delta {
+                moved.push((topic.clone(), *part, now));
+            }
+        }
+        Ok(moved)
     }
 
     pub fn due(&self) -> bool {
@@ -283,32 +347,26 @@ impl KafkaLake {
         }
         let label = id.to_string();
         let started = Instant::now();
-        // where Delta stood for these partitions when this process last looked
-        let seen: Vec<(Partition, Option<i64>)> = p
-            .offsets
-            .keys()
-            .map(|k| (k.clone(), self.partitions.get(k).and_then(|s| s.in_delta)))
-            .collect();
         let mut retry = CommitRetry::default();
         let mut retrying = false;
         let origins: Vec<i32> = changes.iter().map(|c| c.origin.unwrap_or(-1)).collect();
         loop {
-            let table = self.tables.get_mut(id).expect("opened when sought");
-            let quality = &mut self.quality;
             let result = async {
                 if retrying {
-                    table.reload().await?;
-                    let mut moved = vec![];
-                    for ((t, part), seen) in &seen {
-                        let now = table.txn_version(&app_id(&connector, t, *part)).await?;
-                        if now != *seen {
-                            moved.push((t.clone(), *part, now));
-                        }
-                    }
+                    self.tables.get_mut(id).expect("opened").reload().await?;
+                }
+                // the fence: commit only over a state where this process's partitions stand where it saw them
+                let version = self.tables.get(id).expect("opened").version();
+                if retrying || self.verified.get(id).copied() != version {
+                    let moved = self.moved_partitions(id).await?;
                     if !moved.is_empty() {
                         return Ok(Some(moved));
                     }
+                    if let Some(v) = version {
+                        self.verified.insert(id.clone(), v);
+                    }
                 }
+                let table = self.tables.get_mut(id).expect("opened when sought");
                 let progress = Progress::Offsets(&offsets);
                 if let Some(seq) = p.batch.truncate_seq {
                     table.truncate(seq, &progress).await?;
@@ -319,43 +377,35 @@ impl KafkaLake {
                     return Ok(None);
                 }
                 let rows = table.prepare(&changes)?;
-                if quality.watches(id) {
+                if self.quality.watches(id) {
                     let (meta, key) = (&table.meta, &table.key);
-                    quality.check(id, &rows, meta, key, Some(&origins)).await?;
+                    self.quality
+                        .check(id, &rows, meta, key, Some(&origins))
+                        .await?;
                     crate::crash::point(crate::crash::AFTER_QUALITY_RECORD);
                 }
                 table
                     .merge_batch(rows, &p.batch.prior, p.batch.max_seq, &progress)
                     .await?;
-                Ok(None)
+                // still verified only if no other writer's commit came in between (delta-rs rebases a
+                // commit over the ones it does not conflict with)
+                match (version, table.version()) {
+                    (Some(v), Some(after)) if after == v + 1 => {
+                        self.verified.insert(id.clone(), after);
+                    }
+                    _ => {
+                        self.verified.remove(id);
+                    }
+                }
+                Ok::<_, LakeError>(None)
             }
             .await;
             match result {
                 Ok(None) => break,
                 Ok(Some(moved)) => {
                     tracing::info!(table = %id, partitions = ?moved, "another writer committed these partitions; reading them again from Delta's position");
-                    let mut reread = vec![];
-                    for ((t, part), _) in &p.offsets {
-                        let now = moved
-                            .iter()
-                            .find(|(mt, mp, _)| mt == t && mp == part)
-                            .map(|m| m.2);
-                        let s = self.partitions.get_mut(&(t.clone(), *part));
-                        let delta = match (now, s) {
-                            (Some(n), Some(s)) => {
-                                s.in_delta = n;
-                                s.buffered_seq = s.committed_seq;
-                                n
-                            }
-                            (None, Some(s)) => {
-                                s.buffered_seq = s.committed_seq;
-                                s.in_delta
-                            }
-                            (_, None) => continue,
-                        };
-                        reread.push((t.clone(), *part, delta));
-                    }
-                    return Ok(Err(reread));
+                    self.verified.remove(id);
+                    return Ok(Err(self.read_again(&p.offsets, &moved)));
                 }
                 Err(e) => {
                     let deadline = super::batch::drain_deadline(&self.stop, &mut self.stop_seen);
@@ -380,5 +430,38 @@ impl KafkaLake {
             committed.push((t.clone(), *part, offset + 1));
         }
         Ok(Ok(committed))
+    }
+
+    /// After another writer moved some of this table's partitions: every partition of the dropped batch
+    /// and every moved one restarts at the position Delta holds now.
+    fn read_again(
+        &mut self,
+        batch: &BTreeMap<Partition, i64>,
+        moved: &[(Arc<str>, i32, Option<i64>)],
+    ) -> Vec<(Arc<str>, i32, Option<i64>)> {
+        let mut keys: Vec<Partition> = batch.keys().cloned().collect();
+        for (t, part, _) in moved {
+            if !keys.iter().any(|(kt, kp)| kt == t && kp == part) {
+                keys.push((t.clone(), *part));
+            }
+        }
+        let contiguous = self.contiguous;
+        let mut reread = vec![];
+        for key in keys {
+            let now = moved
+                .iter()
+                .find(|(t, part, _)| *t == key.0 && *part == key.1)
+                .map(|m| m.2);
+            let Some(s) = self.partitions.get_mut(&key) else {
+                continue;
+            };
+            if let Some(now) = now {
+                s.in_delta = now;
+            }
+            s.buffered_seq = s.committed_seq;
+            s.next_offset = contiguous.then_some(s.in_delta.map(|v| v + 1)).flatten();
+            reread.push((key.0, key.1, s.in_delta));
+        }
+        reread
     }
 }

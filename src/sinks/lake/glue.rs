@@ -30,6 +30,16 @@ pub fn hive_type(t: &DataType) -> String {
     }
 }
 
+/// Counts a Glue call by operation and outcome (an expected "already exists" counts as an error here).
+fn counted<T, E>(op: &str, result: Result<T, E>) -> Result<T, E> {
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    crate::observe::METRICS
+        .glue_calls
+        .with_label_values(&[op, outcome])
+        .inc();
+    result
+}
+
 /// A request that could not be built: a definite error.
 fn glue_err(what: &str, e: impl std::fmt::Display) -> LakeError {
     LakeError::Catalog {
@@ -55,6 +65,7 @@ where
         ),
         _ => false,
     };
+    crate::observe::error("glue", if transient { "transient" } else { "definite" });
     LakeError::Catalog {
         detail: format!(
             "Glue {what}: {}",
@@ -103,13 +114,14 @@ impl GlueCatalog {
             .description(format!("binlake capture of MySQL database {mysql_db}"))
             .build()
             .map_err(|e| glue_err("database input", e))?;
-        match self
-            .client
-            .create_database()
-            .database_input(db_input)
-            .send()
-            .await
-        {
+        match counted(
+            "create_database",
+            self.client
+                .create_database()
+                .database_input(db_input)
+                .send()
+                .await,
+        ) {
             Ok(_) => tracing::info!(database, "created Glue database"),
             Err(e)
                 if e.as_service_error()
@@ -150,34 +162,42 @@ impl GlueCatalog {
             .storage_descriptor(sd)
             .build()
             .map_err(|e| glue_err("table input", e))?;
-        let existing = self
-            .client
-            .get_table()
-            .database_name(&database)
-            .name(&name)
-            .send()
-            .await;
+        let existing = counted(
+            "get_table",
+            self.client
+                .get_table()
+                .database_name(&database)
+                .name(&name)
+                .send()
+                .await,
+        );
         match existing {
             Ok(_) => {
-                self.client
-                    .update_table()
-                    .database_name(&database)
-                    .table_input(input)
-                    .send()
-                    .await
-                    .map_err(|e| glue_call_err("update_table", e))?;
+                counted(
+                    "update_table",
+                    self.client
+                        .update_table()
+                        .database_name(&database)
+                        .table_input(input)
+                        .send()
+                        .await,
+                )
+                .map_err(|e| glue_call_err("update_table", e))?;
             }
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_entity_not_found_exception()) =>
             {
-                self.client
-                    .create_table()
-                    .database_name(&database)
-                    .table_input(input)
-                    .send()
-                    .await
-                    .map_err(|e| glue_call_err("create_table", e))?;
+                counted(
+                    "create_table",
+                    self.client
+                        .create_table()
+                        .database_name(&database)
+                        .table_input(input)
+                        .send()
+                        .await,
+                )
+                .map_err(|e| glue_call_err("create_table", e))?;
                 tracing::info!(database, table = name, location, "registered Glue table");
             }
             Err(e) => return Err(glue_call_err("get_table", e)),

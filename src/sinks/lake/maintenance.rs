@@ -35,11 +35,12 @@ pub async fn maintain_table(
             Ok(m) => return Ok(m),
             Err(e) => e,
         };
-        let wait = match e.kind() {
-            LakeErrorKind::Conflict => conflict.next_delay(),
-            LakeErrorKind::Transient => transient.next_delay(),
-            LakeErrorKind::Definite => None,
+        let (wait, kind) = match e.kind() {
+            LakeErrorKind::Conflict => (conflict.next_delay(), "conflict"),
+            LakeErrorKind::Transient => (transient.next_delay(), "transient"),
+            LakeErrorKind::Definite => (None, "definite"),
         };
+        crate::observe::error("maintenance", kind);
         let Some(wait) = wait else { return Err(e) };
         tracing::info!(table = %format!("{database}.{table}"), error = %e, "maintenance conflicted or failed; trying again");
         tokio::time::sleep(wait).await;

@@ -52,7 +52,7 @@ impl LakeTable {
         if n == 0 {
             return Ok(Applied::default());
         }
-        let props = self.commit_properties(last_seq, progress);
+        let props = self.commit_properties(last_seq, progress)?;
         if prior.all_new() {
             // a key inserted and deleted within the batch leaves nothing (or, soft, a deleted row)
             let batch = if self.soft_delete {

@@ -51,6 +51,15 @@ pub enum LakeError {
     /// The table cannot go on without an operator; the message says why and how to fix it.
     #[error("{0}")]
     Definite(String),
+    /// A record of a topic that keeps every offset arrived after a gap (a fetch from before a seek, or
+    /// records the broker no longer has): everything is read again from the positions Delta holds.
+    #[error("{topic}[{partition}]: expected offset {expected}, got {got}; reading again from Delta's positions")]
+    OffsetGap {
+        topic: String,
+        partition: i32,
+        expected: i64,
+        got: i64,
+    },
 }
 
 /// How the lake stage treats an error.
@@ -68,7 +77,7 @@ impl LakeError {
     pub fn kind(&self) -> LakeErrorKind {
         use LakeErrorKind::*;
         match self {
-            LakeError::Storage(_) => Transient,
+            LakeError::Storage(_) | LakeError::OffsetGap { .. } => Transient,
             LakeError::Delta(e) => delta_kind(e),
             LakeError::QueryEngine(e) => datafusion_kind(e),
             LakeError::Schema(e) => arrow_kind(e),

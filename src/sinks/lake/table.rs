@@ -243,7 +243,41 @@ impl LakeTable {
             partitioning,
         };
         t.refresh_columns()?;
+        t.fence().await?;
         Ok(t)
+    }
+
+    /// With HA on: refuses a table a newer leader has fenced, and fences it for this leader's epoch if it
+    /// is not yet (an empty commit carrying the epoch's `txn`), so a deposed leader's commits conflict.
+    async fn fence(&mut self) -> Result<(), LakeError> {
+        let Some((app, epoch)) = crate::ha::fence()? else {
+            return Ok(());
+        };
+        let fenced = self.txn_version(&app).await?.unwrap_or(0);
+        if fenced > epoch {
+            return Err(crate::ha::deposed_error(epoch, fenced));
+        }
+        if fenced < epoch {
+            use deltalake::kernel::transaction::CommitBuilder;
+            use deltalake::protocol::{DeltaOperation, OutputMode};
+            let props = CommitProperties::default()
+                .with_application_transaction(Transaction::new(&app, epoch));
+            let snapshot = self.table.snapshot()?.clone();
+            CommitBuilder::from(props)
+                .build(
+                    Some(&snapshot),
+                    self.table.log_store(),
+                    DeltaOperation::StreamingUpdate {
+                        output_mode: OutputMode::Append,
+                        query_id: app.clone(),
+                        epoch_id: epoch,
+                    },
+                )
+                .await?;
+            self.table.update_state().await?;
+            tracing::info!(epoch, "fenced the table for this leader");
+        }
+        Ok(())
     }
 
     /// An existing table, opened to read this connector's progress.
@@ -331,7 +365,15 @@ impl LakeTable {
     /// Reloads the table state after a failed commit, before a retry.
     pub async fn reload(&mut self) -> Result<(), LakeError> {
         self.table.update_state().await?;
-        self.refresh_columns()
+        self.refresh_columns()?;
+        // a commit that failed may have lost to a newer leader's fence
+        if let Some((app, epoch)) = crate::ha::fence()? {
+            let fenced = self.txn_version(&app).await?.unwrap_or(0);
+            if fenced > epoch {
+                return Err(crate::ha::deposed_error(epoch, fenced));
+            }
+        }
+        Ok(())
     }
 
     /// Every column with its type, metadata columns included (what Glue and Athena see).
@@ -351,7 +393,7 @@ impl LakeTable {
     /// TRUNCATE in MySQL at `seq`: deletes every row older than it (all of them in direct mode; in Kafka
     /// mode rows of other partitions may already be newer), recording `seq` as this table's progress.
     pub async fn truncate(&mut self, seq: u64, progress: &Progress<'_>) -> Result<(), LakeError> {
-        let props = self.commit_properties(seq, progress);
+        let props = self.commit_properties(seq, progress)?;
         let (table, _) = self
             .table
             .clone()
@@ -372,7 +414,10 @@ impl LakeTable {
         &self,
         last_seq: u64,
         progress: &Progress<'_>,
-    ) -> CommitProperties {
+    ) -> Result<CommitProperties, LakeError> {
+        // with HA on, every commit carries the leader's epoch: one by a deposed leader conflicts with the
+        // new leader's fence on that app id
+        let fence = crate::ha::fence()?.map(|(app, epoch)| Transaction::new(&app, epoch));
         let mut meta = vec![
             (META_LAST_SEQ.to_string(), serde_json::json!(last_seq)),
             (META_APP_ID.to_string(), serde_json::json!(self.app_id)),
@@ -402,7 +447,16 @@ impl LakeTable {
                     .collect(),
             ),
         };
-        props.with_metadata(meta)
+        let props = match fence {
+            Some(t) => props.with_application_transaction(t),
+            None => props,
+        };
+        Ok(props.with_metadata(meta))
+    }
+
+    /// The table version this handle's state is at.
+    pub fn version(&self) -> Option<i64> {
+        self.table.version().map(|v| v as i64)
     }
 
     /// The version of `app_id`'s `txn` in this table (Kafka mode: the last offset of a partition written).

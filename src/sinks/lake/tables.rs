@@ -122,6 +122,14 @@ impl CommitRetry {
         deadline: Option<Instant>,
     ) -> Option<Duration> {
         let kind = e.kind();
+        crate::observe::error(
+            "lake",
+            match kind {
+                LakeErrorKind::Conflict => "conflict",
+                LakeErrorKind::Transient => "transient",
+                LakeErrorKind::Definite => "definite",
+            },
+        );
         let wait = match kind {
             LakeErrorKind::Conflict => self.conflict.next_delay(),
             LakeErrorKind::Transient => self.transient.next_delay(),

@@ -20,7 +20,10 @@ fn opts_with_tls(cfg: &SourceConfig, tls: bool) -> Opts {
         .ip_or_hostname(cfg.host.clone())
         .tcp_port(cfg.port)
         .user(Some(cfg.user.clone()))
-        .pass(Some(cfg.password.clone()))
+        .pass(Some(crate::config::secrets::current(
+            "source.password",
+            &cfg.password,
+        )))
         .prefer_socket(false)
         .conn_ttl(None)
         .tcp_keepalive(Some(TCP_KEEPALIVE))
@@ -64,9 +67,33 @@ fn install_crypto_provider() {
     });
 }
 
+/// MySQL's "Access denied for user" (a wrong or rotated password).
+const ER_ACCESS_DENIED: u16 = 1045;
+
 /// Connects within `source.connect_timeout_secs`. With `tls.mode = preferred` a server without TLS gets
-/// a plain connection, as Debezium's `preferred` does.
+/// a plain connection, as Debezium's `preferred` does. A refused password that came from a secret
+/// reference is fetched again once: the secret may have been rotated since the start.
 pub async fn connect(cfg: &SourceConfig) -> Result<Conn, SourceError> {
+    let result = connect_once(cfg).await;
+    let (Err(SourceError::Mysql(mysql_async::Error::Server(s))), Some(secret)) =
+        (&result, &cfg.password_ref)
+    else {
+        return result;
+    };
+    if s.code != ER_ACCESS_DENIED {
+        return result;
+    }
+    match crate::config::secrets::refresh("source.password", secret, &cfg.password).await {
+        Ok(true) => connect_once(cfg).await,
+        Ok(false) => result,
+        Err(e) => {
+            tracing::warn!(error = %e, "the server refused the password; fetching it again failed");
+            result
+        }
+    }
+}
+
+async fn connect_once(cfg: &SourceConfig) -> Result<Conn, SourceError> {
     let server = format!("{}:{}", cfg.host, cfg.port);
     let limit = Duration::from_secs(cfg.connect_timeout_secs);
     let attempt = |tls: bool| {

@@ -118,6 +118,7 @@ pub async fn run_source(
                 let wait = backoff
                     .next_delay()
                     .unwrap_or(std::time::Duration::from_secs(src.max_backoff_secs));
+                crate::observe::error("source", "transient");
                 tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "snapshot interrupted; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}

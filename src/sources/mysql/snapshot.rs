@@ -215,6 +215,68 @@ fn snapshot_error(e: mysql_async::Error) -> SourceError {
     }
 }
 
+/// How far one table's snapshot is: metrics per chunk, and a log line every `PROGRESS_LOG_EVERY`.
+struct TableProgress {
+    table: String,
+    estimate: u64,
+    rows: u64,
+    started: std::time::Instant,
+    logged: std::time::Instant,
+}
+
+const PROGRESS_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl TableProgress {
+    /// The server's row estimate (information_schema) sets the total; a failed lookup only leaves it 0.
+    async fn start(conn: &mut Conn, id: &TableId, timeout: std::time::Duration) -> TableProgress {
+        let lookup = conn.exec_first(
+            "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (id.database.as_str(), id.table.as_str()),
+        );
+        let estimate: Option<u64> = tokio::time::timeout(timeout, lookup)
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .flatten();
+        let table = id.to_string();
+        let estimate = estimate.unwrap_or(0);
+        crate::observe::METRICS
+            .snapshot_rows_estimate
+            .with_label_values(&[&table])
+            .set(estimate as i64);
+        let now = std::time::Instant::now();
+        TableProgress {
+            table,
+            estimate,
+            rows: 0,
+            started: now,
+            logged: now,
+        }
+    }
+
+    fn chunk(&mut self, rows: u64, finished: bool) {
+        self.rows += rows;
+        let m = &crate::observe::METRICS;
+        m.snapshot_rows
+            .with_label_values(&[&self.table])
+            .inc_by(rows);
+        if finished {
+            // the estimate is approximate: a finished table is complete whatever it said
+            m.snapshot_rows_estimate
+                .with_label_values(&[&self.table])
+                .set(m.snapshot_rows.with_label_values(&[&self.table]).get() as i64);
+        }
+        if self.logged.elapsed() >= PROGRESS_LOG_EVERY && !finished {
+            self.logged = std::time::Instant::now();
+            let secs = self.started.elapsed().as_secs_f64().max(0.001);
+            let rate = self.rows as f64 / secs;
+            let eta_secs = (rate > 0.0 && self.estimate > self.rows)
+                .then(|| ((self.estimate - self.rows) as f64 / rate) as u64);
+            tracing::info!(table = %self.table, rows = self.rows, estimate = self.estimate, rows_per_sec = rate as u64, eta_secs, "snapshot progress");
+        }
+    }
+}
+
 /// Records a chunk of `id` read at `position` up to `upper` (`None`: the table is finished). With
 /// `reserve`, the `_seq`s the next chunk may hand out before its checkpoint is stored are reserved.
 fn record_chunk(
@@ -372,6 +434,12 @@ pub async fn run_snapshot(
         }
         let first_stmt = conn.prep(&first_sql).await.map_err(snapshot_error)?;
         let next_stmt = conn.prep(&next_sql).await.map_err(snapshot_error)?;
+        let mut progress = TableProgress::start(
+            &mut conn,
+            id,
+            std::time::Duration::from_secs(cfg.query_timeout_secs),
+        )
+        .await;
         loop {
             if cancel.is_cancelled() {
                 conn.query_drop("ROLLBACK").await.ok();
@@ -447,6 +515,7 @@ pub async fn run_snapshot(
             let finished = upper.is_none();
             record_chunk(checkpoint, id, upper, &position, reserve);
             send(SourceMessage::Checkpoint(checkpoint.clone())).await?;
+            progress.chunk(n as u64, finished);
             if finished {
                 tracing::info!(table = %id, "table snapshot complete");
                 break;

@@ -64,6 +64,7 @@ pub async fn run_stream(
                     .next_delay()
                     .unwrap_or(Duration::from_secs(cfg.max_backoff_secs));
                 crate::observe::METRICS.source_reconnects.inc();
+                crate::observe::error("source", "transient");
                 tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "binlog stream interrupted; reconnecting");
                 let resume = decoder.prepare_reconnect();
                 tracing::info!(position = %resume, "will resume from the last committed transaction");

@@ -278,6 +278,10 @@ impl BinlogDecoder {
         if !inner && log_pos > 0 && type_raw != EventType::HEARTBEAT_EVENT as u8 {
             self.pos = log_pos;
         }
+        if type_raw == EventType::HEARTBEAT_EVENT as u8 || type_raw == events::HEARTBEAT_V2 {
+            // the server only sends heartbeats when it has nothing newer: caught up
+            crate::observe::METRICS.source_lag_seconds.set(0);
+        }
         let corrupt = |e: std::io::Error, me: &Self| SourceError::CorruptBinlog {
             position: me.position(),
             detail: e.to_string(),
@@ -527,6 +531,12 @@ impl BinlogDecoder {
         if let Some(xid) = self.tx.xa.take() {
             // an XA group that ends without XA_PREPARE (XA COMMIT … ONE PHASE) commits its rows now
             self.emit_held(&xid, out);
+        }
+        if self.tx.ts_ms > 0 {
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            crate::observe::METRICS
+                .source_lag_seconds
+                .set((now_ms - self.tx.ts_ms).max(0) / 1000);
         }
         self.tx = Tx::default();
         let end = self.position();
