@@ -72,6 +72,15 @@ pub struct Config {
     pub ha: HaConfig,
 }
 
+/// How binlake logs in to MySQL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceAuth {
+    #[default]
+    Password,
+    Iam,
+}
+
 /// `[ha]`: a lease next to the lake (`<lake.root>/_binlake/ha/<connector>/`) elects one active task; the
 /// others wait as standbys; every Delta commit is fenced by the leader's epoch.
 #[derive(Debug, Clone, Deserialize)]
@@ -294,6 +303,13 @@ pub struct SourceConfig {
     /// Where `password` came from when it was a reference: fetched again when the server refuses it.
     #[serde(skip)]
     pub password_ref: Option<secrets::SecretRef>,
+    /// `password` (default) or `iam`: RDS/Aurora IAM database authentication with a token signed from
+    /// the AWS default credential chain for each connection (needs `tls.mode` required or stricter).
+    #[serde(default)]
+    pub auth: SourceAuth,
+    /// Region of the RDS/Aurora instance for `auth = "iam"` (default: the AWS chain's, e.g. AWS_REGION).
+    #[serde(default)]
+    pub aws_region: Option<String>,
     /// Server id binlake registers with; must differ from the server's and every replica's (default 5401).
     #[serde(default = "default_server_id")]
     pub server_id: u32,
@@ -592,6 +608,28 @@ include = ["stocks.*"]
             interpolate("a${BINLAKE_TEST_NOPE:-d}$$", "k").unwrap(),
             "ad$"
         );
+    }
+
+    #[test]
+    fn iam_auth_needs_tls_and_ha_bounds_are_checked() {
+        let iam = MINIMAL.replace("user = \"u\"", "user = \"u\"\nauth = \"iam\"");
+        let err = parse(&iam).unwrap_err().to_string();
+        assert!(
+            err.contains("source.auth") && err.contains("required"),
+            "{err}"
+        );
+        let ok = parse(&format!("{iam}[source.tls]\nmode = \"required\"\n")).unwrap();
+        assert_eq!(ok.source.auth, SourceAuth::Iam);
+        let err = parse(&format!(
+            "{MINIMAL}[ha]\nenabled = true\ntakeover_secs = 10\nrenew_secs = 5\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ha.renew_secs"), "{err}");
+        let ha = parse(&format!("{MINIMAL}[ha]\nenabled = true\n"))
+            .unwrap()
+            .ha;
+        assert_eq!((ha.takeover_secs, ha.renew_secs), (30, 5));
     }
 
     #[test]

@@ -205,6 +205,15 @@ impl Config {
         self.quality
             .validate(&|t| filter.captures(&t.database, &t.table))?;
         self.alerts.validate()?;
+        if self.source.auth == super::SourceAuth::Iam
+            && matches!(self.source.tls.mode, TlsMode::Disabled | TlsMode::Preferred)
+        {
+            return Err(invalid(
+                "source.auth",
+                "\"iam\" sends a token in clear text and RDS accepts it only over TLS: set source.tls.mode = \"required\" \
+                 (or verify_ca / verify_identity with the RDS CA bundle)",
+            ));
+        }
         let ha = &self.ha;
         if ha.renew_secs == 0 || ha.renew_secs * 3 > ha.takeover_secs {
             return Err(invalid(

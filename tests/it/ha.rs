@@ -209,3 +209,91 @@ async fn a_paused_leader_resumed_after_losing_the_lease_steps_down_without_commi
         "a deposed leader committed after the new one: {epochs:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_on_s3_elects_one_leader_and_replaces_a_silent_one() {
+    // the same lease on moto's S3: epochs by conditional PUT (If-None-Match), heartbeats overwritten
+    let endpoint = crate::common::env("BINLAKE_TEST_S3_ENDPOINT");
+    let bucket = format!("binlake-ha-{}", rand::random::<u32>());
+    let made = std::process::Command::new("python3")
+        .args(["-c", "import boto3,sys; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1').create_bucket(Bucket=sys.argv[2])"])
+        .args([&endpoint, &bucket])
+        .status()
+        .unwrap();
+    assert!(made.success(), "bucket created on moto");
+    let text = format!(
+        "name = \"it\"\n[source]\nhost = \"127.0.0.1\"\nuser = \"u\"\ninclude = [\"d.*\"]\n[lake]\nroot = \"s3://{bucket}/lake\"\n\
+         [lake.s3]\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n[ha]\nenabled = true\ntakeover_secs = 3\nrenew_secs = 1\n"
+    );
+    let config = Config::parse(&text, Path::new("ha-s3.toml")).unwrap();
+    let lease = |_: &str| {
+        Arc::new(binlake::ha::Lease::new(&config.lake, &config.name, &config.ha).unwrap())
+    };
+    let (a, b, c) = (lease("a"), lease("b"), lease("c"));
+    let never = tokio_util::sync::CancellationToken::new();
+    assert_eq!(
+        a.acquire(&never).await.unwrap(),
+        Some(1),
+        "the first task leads epoch 1"
+    );
+    let (a_stop, a_pipeline) = (never.child_token(), never.child_token());
+    let a_renew = tokio::spawn(a.clone().renew(1, a_stop.clone(), a_pipeline.clone()));
+    // two standbys race for the next epoch; while the leader renews, neither gets it
+    let standby = |l: Arc<binlake::ha::Lease>| {
+        let cancel = never.child_token();
+        let task = tokio::spawn({
+            let cancel = cancel.clone();
+            async move { l.acquire(&cancel).await.unwrap() }
+        });
+        (cancel, task)
+    };
+    let (b_cancel, b_task) = standby(b.clone());
+    let (c_cancel, c_task) = standby(c.clone());
+    let still_leading = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < still_leading {
+        assert!(
+            !b_task.is_finished() && !c_task.is_finished(),
+            "a standby took over a live leader"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // the leader falls silent (its renewal stops without releasing): exactly one standby takes epoch 2
+    let silent = Instant::now();
+    a_stop.cancel();
+    assert_eq!(a_renew.await.unwrap(), None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(b_task.is_finished() || c_task.is_finished()) {
+        assert!(
+            Instant::now() < deadline,
+            "no standby took over within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = silent.elapsed();
+    let (won, winner, lost_cancel, lost) = if b_task.is_finished() {
+        (b_task.await.unwrap(), b, c_cancel, c_task)
+    } else {
+        (c_task.await.unwrap(), c, b_cancel, b_task)
+    };
+    assert_eq!(
+        won,
+        Some(2),
+        "the new leader holds epoch 2 (after {took:?})"
+    );
+    // while the new leader renews, the loser keeps waiting past the takeover time
+    let renewing = never.child_token();
+    let winner_renew = tokio::spawn(winner.renew(2, renewing.clone(), never.child_token()));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!lost.is_finished(), "both standbys took epoch 2");
+    lost_cancel.cancel();
+    assert_eq!(lost.await.unwrap(), None);
+    renewing.cancel();
+    assert_eq!(winner_renew.await.unwrap(), None);
+    // the old leader, renewing again, finds the newer epoch and steps down, cancelling its pipeline
+    let deposed = a
+        .clone()
+        .renew(1, never.child_token(), a_pipeline.clone())
+        .await;
+    assert_eq!(deposed, Some(binlake::ha::Deposed::NewerEpoch(2)));
+    assert!(a_pipeline.is_cancelled());
+}

@@ -12,18 +12,18 @@ const TCP_KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// Connection options for `cfg` (TLS unless `source.tls.mode = "disabled"`).
 pub fn connection_opts(cfg: &SourceConfig) -> Opts {
-    opts_with_tls(cfg, cfg.tls.mode != TlsMode::Disabled)
+    let password = crate::config::secrets::current("source.password", &cfg.password);
+    opts_with_tls(cfg, cfg.tls.mode != TlsMode::Disabled, password)
 }
 
-fn opts_with_tls(cfg: &SourceConfig, tls: bool) -> Opts {
+fn opts_with_tls(cfg: &SourceConfig, tls: bool, password: String) -> Opts {
     let builder = OptsBuilder::default()
         .ip_or_hostname(cfg.host.clone())
         .tcp_port(cfg.port)
         .user(Some(cfg.user.clone()))
-        .pass(Some(crate::config::secrets::current(
-            "source.password",
-            &cfg.password,
-        )))
+        .pass(Some(password))
+        // an IAM token goes as it is (over TLS, which the config requires for `auth = "iam"`)
+        .enable_cleartext_plugin(cfg.auth == crate::config::SourceAuth::Iam)
         .prefer_socket(false)
         .conn_ttl(None)
         .tcp_keepalive(Some(TCP_KEEPALIVE))
@@ -96,8 +96,17 @@ pub async fn connect(cfg: &SourceConfig) -> Result<Conn, SourceError> {
 async fn connect_once(cfg: &SourceConfig) -> Result<Conn, SourceError> {
     let server = format!("{}:{}", cfg.host, cfg.port);
     let limit = Duration::from_secs(cfg.connect_timeout_secs);
+    let password = match cfg.auth {
+        crate::config::SourceAuth::Password => {
+            crate::config::secrets::current("source.password", &cfg.password)
+        }
+        crate::config::SourceAuth::Iam => {
+            super::iam_auth::auth_token(&cfg.host, cfg.port, &cfg.user, cfg.aws_region.as_deref())
+                .await?
+        }
+    };
     let attempt = |tls: bool| {
-        let opts = opts_with_tls(cfg, tls);
+        let opts = opts_with_tls(cfg, tls, password.clone());
         let what = format!("connect to {server}");
         async move { timed(limit, &what, Conn::new(opts)).await }
     };

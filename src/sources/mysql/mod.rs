@@ -6,6 +6,7 @@ pub mod connect;
 pub mod ddl;
 pub mod decode;
 pub mod gtid;
+pub mod iam_auth;
 pub mod offline;
 pub mod parity;
 pub mod preflight;
@@ -25,6 +26,9 @@ use mysql_async::Conn;
 pub enum SourceError {
     #[error("MySQL error: {0}")]
     Mysql(#[from] mysql_async::Error),
+    /// `source.auth = "iam"` could not make a token (no region, no credentials).
+    #[error("IAM database authentication: {detail}")]
+    IamAuth { detail: String },
     /// The typed "needs re-snapshot" error: the resume position cannot be served any more.
     #[error(
         "cannot resume at binlog position {position}: {detail}. The changes after it are no longer on the server \
