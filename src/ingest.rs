@@ -49,11 +49,9 @@ pub async fn run_with_alerts(
             None => return Err(e.into()),
         }
     }
-    // topics binlake created with `delete` keep every offset; a compacted one has gaps by design
     let mut lake = KafkaLake::new(&config.lake, &config.quality, &config.name)
         .await
-        .with_alerts(alerts)
-        .with_contiguous_offsets(kafka.topics.cleanup_policy == "delete");
+        .with_alerts(alerts);
     lake.watch_stop(cancel.clone());
     crate::observe::READY.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut tick = tokio::time::interval(TICK);

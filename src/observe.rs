@@ -99,6 +99,8 @@ pub struct Metrics {
     pub source_lag_seconds: IntGauge,
     /// With `[ha]` on: 1 while this task leads its connector, 0 as a standby (no series with HA off).
     pub ha_role: IntGaugeVec,
+    /// Binlog bytes between the last transaction read and the end of the server's newest binlog.
+    pub source_behind_bytes: IntGauge,
 }
 
 /// Counts one error of `stage` (source, lake, kafka, kafka_sink, glue) and `kind` (transient, conflict,
@@ -273,6 +275,11 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "now minus the server time of the last binlog event read",
     )
     .unwrap();
+    let source_behind_bytes = IntGauge::new(
+        "binlake_source_behind_bytes",
+        "binlog bytes the server holds beyond the last transaction read",
+    )
+    .unwrap();
     let ha_role = IntGaugeVec::new(
         Opts::new(
             "binlake_ha_leader",
@@ -284,6 +291,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     for c in [
         Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
         Box::new(ha_role.clone()),
+        Box::new(source_behind_bytes.clone()),
         Box::new(errors.clone()),
         Box::new(snapshot_rows.clone()),
         Box::new(snapshot_rows_estimate.clone()),
@@ -343,8 +351,24 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         glue_calls,
         source_lag_seconds,
         ha_role,
+        source_behind_bytes,
     }
 });
+
+/// Where the binlog reader is: the file (set at each rotation) and the end of the last transaction read.
+/// The watch compares it with the server's binlogs (`binlake_source_behind_bytes`).
+pub static SOURCE_POS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static SOURCE_FILE: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+pub fn set_source_file(file: &str) {
+    *SOURCE_FILE.lock().expect("source file") = file.to_string();
+}
+
+/// The reader's binlog file and position, once it has read one.
+pub fn source_position() -> Option<(String, u64)> {
+    let file = SOURCE_FILE.lock().expect("source file").clone();
+    (!file.is_empty()).then(|| (file, SOURCE_POS.load(Ordering::Relaxed)))
+}
 
 /// GETs `url` and succeeds on a 200 answer within `timeout` (`binlake health`).
 pub async fn probe(url: &str, timeout: std::time::Duration) -> Result<(), String> {

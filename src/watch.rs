@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 const LAG_EVERY: Duration = Duration::from_secs(1);
 /// How often the binlog retention is read.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// How often the bytes the reader is behind the server are measured (one short connection).
+const BEHIND_EVERY: Duration = Duration::from_secs(15);
 
 /// The pseudo-table health findings are filed under.
 pub const PIPELINE: &str = "pipeline";
@@ -91,6 +93,7 @@ async fn run(config: Config, alerts: Alerts, cancel: CancellationToken, lake: bo
     let mut parity = every(secs(q.parity_interval_secs), lake && has(true), false);
     let mut lag = every(LAG_EVERY, source, true);
     let mut retention = every(RETENTION_EVERY, source, true);
+    let mut behind = every(BEHIND_EVERY, source, false);
     let mut lag_failing = false;
     loop {
         tokio::select! {
@@ -99,6 +102,7 @@ async fn run(config: Config, alerts: Alerts, cancel: CancellationToken, lake: bo
             _ = tick(&mut parity) => table_checks(&config, &alerts, true).await,
             _ = tick(&mut lag) => lag_check(&config, &alerts, &mut lag_failing),
             _ = tick(&mut retention) => retention_check(&config, &alerts).await,
+            _ = tick(&mut behind) => behind_check(&config).await,
         }
     }
 }
@@ -215,6 +219,23 @@ fn lag_check(config: &Config, alerts: &Alerts, failing: &mut bool) {
                 format!("at most {max} s"),
             )],
         });
+    }
+}
+
+/// Sets `binlake_source_behind_bytes` from the server's binlog sizes and the reader's position.
+async fn behind_check(config: &Config) {
+    let Some((file, pos)) = crate::observe::source_position() else {
+        return; // still snapshotting, or nothing read yet
+    };
+    match crate::sources::mysql::behind::binlog_sizes(&config.source).await {
+        Ok(logs) => {
+            if let Some(bytes) = crate::sources::mysql::behind::bytes_behind((&file, pos), &logs) {
+                crate::observe::METRICS
+                    .source_behind_bytes
+                    .set(bytes as i64);
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "binlog sizes not read; trying again later"),
     }
 }
 

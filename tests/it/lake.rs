@@ -831,3 +831,30 @@ fn assert_parquet_encodings(table_dir: &str) {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_behind_the_server_come_from_its_binlog_sizes() {
+    // what `binlake_source_behind_bytes` is computed from: the newest file's size is the server's position
+    let db = TestDb::new("behind").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY)").await;
+    let config = db.config("");
+    let mut conn = crate::common::admin().await;
+    let (file, pos): (String, u64) = {
+        let row: mysql_async::Row =
+            mysql_async::prelude::Queryable::query_first(&mut conn, "SHOW MASTER STATUS")
+                .await
+                .unwrap()
+                .unwrap();
+        (row.get(0).unwrap(), row.get(1).unwrap())
+    };
+    let logs = binlake::sources::mysql::behind::binlog_sizes(&config.source)
+        .await
+        .unwrap();
+    let newest = logs.last().unwrap();
+    assert_eq!(newest.0, file);
+    assert!(newest.1 >= pos, "{logs:?} vs {file}:{pos}");
+    assert_eq!(
+        binlake::sources::mysql::behind::bytes_behind((&file, 4), &logs),
+        Some(newest.1 - 4)
+    );
+}

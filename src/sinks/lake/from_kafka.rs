@@ -49,8 +49,8 @@ struct PartitionState {
     /// Highest binlog `_seq` applied (committed) and buffered from this partition.
     committed_seq: u64,
     buffered_seq: u64,
-    /// The offset the next record must have (the one sought, then the last taken + 1) when the topic
-    /// keeps every offset; `None`: not known (read from the beginning) or not checked.
+    /// The lowest offset the next record may have (the one sought, then the last taken + 1); offsets
+    /// may skip (compaction, and brokers that leave gaps) but never go back.
     next_offset: Option<i64>,
 }
 
@@ -88,8 +88,6 @@ pub struct KafkaLake {
     /// Per table, the version at which every held partition's `txn` was known to equal `in_delta`:
     /// a commit from another state checks first.
     verified: HashMap<TableId, i64>,
-    /// Topics keep every offset (`cleanup.policy = delete`): a gap means records fetched out of order.
-    contiguous: bool,
 }
 
 impl KafkaLake {
@@ -107,14 +105,7 @@ impl KafkaLake {
             stop: CancellationToken::new(),
             stop_seen: None,
             verified: HashMap::new(),
-            contiguous: false,
         }
-    }
-
-    /// Offsets of the table topics have no gaps (not compacted): a record after a gap is refused.
-    pub fn with_contiguous_offsets(mut self, contiguous: bool) -> Self {
-        self.contiguous = contiguous;
-        self
     }
 
     /// Where failing expectations are reported.
@@ -154,7 +145,7 @@ impl KafkaLake {
         let seq = self.seq_marks.get(&key).copied().unwrap_or(0);
         // the reload may have brought other writers' commits of partitions held before
         self.verified.remove(&schema.id());
-        let next_offset = self.expected_after(in_delta);
+        let next_offset = in_delta.map(|v| v + 1);
         self.partitions.insert(
             key,
             PartitionState {
@@ -178,19 +169,17 @@ impl KafkaLake {
         if state.in_delta.is_some_and(|v| c.offset <= v) {
             return Ok(()); // already in Delta
         }
-        if let Some(expected) = state.next_offset {
-            if c.offset != expected {
-                return Err(LakeError::OffsetGap {
+        if let Some(next) = state.next_offset {
+            if c.offset < next {
+                return Err(LakeError::OffsetRewound {
                     topic: c.topic.to_string(),
                     partition: c.partition,
-                    expected,
+                    after: next - 1,
                     got: c.offset,
                 });
             }
         }
-        if self.contiguous {
-            state.next_offset = Some(c.offset + 1);
-        }
+        state.next_offset = Some(c.offset + 1);
         let Some(table) = state.table.clone() else {
             return Ok(());
         };
@@ -251,10 +240,6 @@ impl KafkaLake {
         }
         self.first_buffered.get_or_insert_with(Instant::now);
         Ok(())
-    }
-
-    fn expected_after(&self, in_delta: Option<i64>) -> Option<i64> {
-        self.contiguous.then_some(in_delta.map(|v| v + 1)).flatten()
     }
 
     /// Partitions of `id` this process holds whose `txn` in the table's current state differs from
@@ -445,7 +430,6 @@ impl KafkaLake {
                 keys.push((t.clone(), *part));
             }
         }
-        let contiguous = self.contiguous;
         let mut reread = vec![];
         for key in keys {
             let now = moved
@@ -459,7 +443,7 @@ impl KafkaLake {
                 s.in_delta = now;
             }
             s.buffered_seq = s.committed_seq;
-            s.next_offset = contiguous.then_some(s.in_delta.map(|v| v + 1)).flatten();
+            s.next_offset = s.in_delta.map(|v| v + 1);
             reread.push((key.0, key.1, s.in_delta));
         }
         reread

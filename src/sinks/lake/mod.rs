@@ -51,13 +51,13 @@ pub enum LakeError {
     /// The table cannot go on without an operator; the message says why and how to fix it.
     #[error("{0}")]
     Definite(String),
-    /// A record of a topic that keeps every offset arrived after a gap (a fetch from before a seek, or
-    /// records the broker no longer has): everything is read again from the positions Delta holds.
-    #[error("{topic}[{partition}]: expected offset {expected}, got {got}; reading again from Delta's positions")]
-    OffsetGap {
+    /// A record older than one already taken from its partition (a fetch from before a seek delivered
+    /// after it): everything is read again from the positions Delta holds.
+    #[error("{topic}[{partition}]: offset {got} arrived after {after}; reading again from Delta's positions")]
+    OffsetRewound {
         topic: String,
         partition: i32,
-        expected: i64,
+        after: i64,
         got: i64,
     },
 }
@@ -77,7 +77,7 @@ impl LakeError {
     pub fn kind(&self) -> LakeErrorKind {
         use LakeErrorKind::*;
         match self {
-            LakeError::Storage(_) | LakeError::OffsetGap { .. } => Transient,
+            LakeError::Storage(_) | LakeError::OffsetRewound { .. } => Transient,
             LakeError::Delta(e) => delta_kind(e),
             LakeError::QueryEngine(e) => datafusion_kind(e),
             LakeError::Schema(e) => arrow_kind(e),

@@ -1,5 +1,6 @@
 //! The MySQL/MariaDB source: preflight checks, consistent snapshot, binlog stream, schema and type decoding.
 
+pub mod behind;
 pub mod binlog;
 pub mod charset;
 pub mod connect;

@@ -222,6 +222,8 @@ struct TableProgress {
     rows: u64,
     started: std::time::Instant,
     logged: std::time::Instant,
+    /// Only when stderr is a terminal: rows/s and ETA drawn in place.
+    bar: Option<indicatif::ProgressBar>,
 }
 
 const PROGRESS_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
@@ -245,12 +247,25 @@ impl TableProgress {
             .with_label_values(&[&table])
             .set(estimate as i64);
         let now = std::time::Instant::now();
+        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+            let bar = indicatif::ProgressBar::new(estimate.max(1));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {human_pos}/{human_len} rows {per_sec} ETA {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_message(table.clone());
+            bar
+        });
         TableProgress {
             table,
             estimate,
             rows: 0,
             started: now,
             logged: now,
+            bar,
         }
     }
 
@@ -260,6 +275,16 @@ impl TableProgress {
         m.snapshot_rows
             .with_label_values(&[&self.table])
             .inc_by(rows);
+        if let Some(bar) = &self.bar {
+            if self.rows > bar.length().unwrap_or(0) {
+                bar.set_length(self.rows);
+            }
+            bar.set_position(self.rows);
+            if finished {
+                bar.set_length(self.rows);
+                bar.finish();
+            }
+        }
         if finished {
             // the estimate is approximate: a finished table is complete whatever it said
             m.snapshot_rows_estimate

@@ -295,6 +295,7 @@ impl BinlogDecoder {
                 let artificial = log_pos == 0 || header.flags_raw() & LOG_EVENT_ARTIFICIAL_F != 0;
                 if !artificial || self.file.is_empty() {
                     self.file = clean_file_name(&re.name());
+                    crate::observe::set_source_file(&self.file);
                 }
                 self.pos = re.position();
                 if !self.tx.open && !artificial {
@@ -540,6 +541,7 @@ impl BinlogDecoder {
         }
         self.tx = Tx::default();
         let end = self.position();
+        crate::observe::SOURCE_POS.store(end.pos, std::sync::atomic::Ordering::Relaxed);
         self.payload_end = None;
         self.committed = end.clone();
         self.committed_gtid = self.gtid_state.render();
