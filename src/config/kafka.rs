@@ -60,6 +60,9 @@ pub struct KafkaConfig {
     /// SCRAM password (`sasl_scram`); write `${ENV_VAR}` here. Never logged.
     #[serde(default)]
     pub sasl_password: Option<String>,
+    /// Where `sasl_password` came from when it was a reference: fetched again when the broker refuses it.
+    #[serde(skip)]
+    pub sasl_password_ref: Option<super::secrets::SecretRef>,
     /// AWS region of the MSK cluster (`iam`); default: the AWS default chain's region.
     #[serde(default)]
     pub region: Option<String>,

@@ -537,6 +537,7 @@ impl Config {
         if let Some(kafka) = self.kafka.as_mut() {
             if let Some(r) = kafka.sasl_password.as_deref().and_then(secrets::parse_ref) {
                 kafka.sasl_password = Some(secrets::fetch("kafka.sasl_password", &r).await?);
+                kafka.sasl_password_ref = Some(r);
             }
         }
         Ok(())

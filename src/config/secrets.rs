@@ -200,8 +200,27 @@ pub fn current(key: &str, configured: &str) -> String {
         .unwrap_or_else(|| configured.to_string())
 }
 
+/// Secrets Manager is asked at most this often per key, however often a server refuses the password
+/// (librdkafka reports every failed reconnect; each costs an API call).
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+
+static LAST_REFRESH: LazyLock<Mutex<HashMap<String, std::time::Instant>>> =
+    LazyLock::new(Default::default);
+
 /// Fetches the secret behind `key` again (after an authentication failure); true when it changed.
+/// Within `MIN_REFRESH_INTERVAL` of the previous fetch it answers false without asking.
 pub async fn refresh(key: &str, r: &SecretRef, configured: &str) -> Result<bool, SecretError> {
+    {
+        let mut last = LAST_REFRESH.lock().expect("secrets");
+        let now = std::time::Instant::now();
+        if last
+            .get(key)
+            .is_some_and(|at| now.duration_since(*at) < MIN_REFRESH_INTERVAL)
+        {
+            return Ok(false);
+        }
+        last.insert(key.to_string(), now);
+    }
     let fresh = fetch(key, r).await?;
     let changed = fresh != current(key, configured);
     if changed {

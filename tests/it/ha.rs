@@ -54,7 +54,7 @@ fn spawn_logged(config: &Path, log: &Path) -> std::process::Child {
         .unwrap()
 }
 
-async fn wait_for_log(log: &Path, needle: &str, secs: u64) -> Instant {
+pub async fn wait_for_log(log: &Path, needle: &str, secs: u64) -> Instant {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if std::fs::read_to_string(log)

@@ -44,9 +44,8 @@ impl Record {
 /// Every record of `topic`, in offset order within each partition. An absent topic reads as empty.
 /// The end of each partition is the end-of-partition event of the fetch, not ListOffsets: tansu's
 /// ListOffsets answers with the last batch's base offset + 1.
-fn read_topic_blocking(brokers: &str, topic: &str) -> Vec<Record> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+fn read_topic_blocking(mut client: ClientConfig, topic: &str) -> Vec<Record> {
+    let consumer: BaseConsumer = client
         .set("group.id", "binlake-it-reader")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
@@ -121,8 +120,20 @@ pub async fn read_topic(topic: &str) -> Vec<Record> {
 }
 
 pub async fn read_topic_at(brokers: &str, topic: &str) -> Vec<Record> {
-    let (b, t) = (brokers.to_string(), topic.to_string());
-    tokio::task::spawn_blocking(move || read_topic_blocking(&b, &t))
+    read_topic_with(reader_config(brokers), topic).await
+}
+
+/// A reader's client settings for a broker without authentication.
+pub fn reader_config(brokers: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers);
+    c
+}
+
+/// Every record of `topic`, read by a client with these settings (brokers, security).
+pub async fn read_topic_with(client: ClientConfig, topic: &str) -> Vec<Record> {
+    let t = topic.to_string();
+    tokio::task::spawn_blocking(move || read_topic_blocking(client, &t))
         .await
         .unwrap()
 }
@@ -138,9 +149,19 @@ pub async fn wait_records_at(
     secs: u64,
     done: impl Fn(&[Record]) -> bool,
 ) -> Vec<Record> {
+    wait_records_with(reader_config(brokers), topic, secs, done).await
+}
+
+/// Reads `topic` with a client of these settings until `done` holds; fails after `secs`.
+pub async fn wait_records_with(
+    client: ClientConfig,
+    topic: &str,
+    secs: u64,
+    done: impl Fn(&[Record]) -> bool,
+) -> Vec<Record> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        let records = read_topic_at(brokers, topic).await;
+        let records = read_topic_with(client.clone(), topic).await;
         if done(&records) {
             return records;
         }

@@ -235,3 +235,89 @@ async fn a_password_rotated_under_a_running_pipeline_is_fetched_again() {
             .ok();
     }
 }
+
+/// `kafka.sasl_password` from Secrets Manager, over TLS to a broker that checks SCRAM-SHA-512: the secret
+/// holds a stale password at start, the broker refuses it, and once the secret holds the right one the
+/// publisher fetches it again, hands it to its clients and publishes the table; neither password is logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_kafka_scram_password_is_fetched_again_from_its_secret() {
+    use crate::kafka::{unique_prefix, wait_records_with};
+    let brokers = env("BINLAKE_TEST_SCRAM_KAFKA_BROKERS");
+    let ca = env("BINLAKE_TEST_TLS_CA");
+    let db = TestDb::new("kscram").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))")
+        .await;
+    db.exec("INSERT INTO t VALUES (1, 'a'), (2, 'b')").await;
+    let user = format!("binlake-{}", rand::random::<u32>());
+    let (stale, right) = (
+        format!("stale-{}", rand::random::<u32>()),
+        format!("right-{}", rand::random::<u32>()),
+    );
+    let made = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/kafka_scram_user.py"
+        ))
+        .args(["--brokers", &brokers, "--ca", &ca, "--user", &user])
+        .args(["--password", &right])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "creating the SCRAM user:\n{}",
+        output_text(&made)
+    );
+    let name = format!("binlake-it/{}/kafka", db.name);
+    put_secret(&name, &stale).await;
+
+    let prefix = unique_prefix("scram");
+    let path = db.dir.path().join("scram.toml");
+    std::fs::write(
+        &path,
+        db.config_text("")
+            + &format!(
+                "[sink]\nkind = \"kafka\"\n[kafka]\nbrokers = \"{brokers}\"\ntopic_prefix = \"{prefix}\"\n\
+                 security = \"sasl_scram\"\nca_file = \"{ca}\"\nsasl_username = \"{user}\"\n\
+                 sasl_password = \"secretsmanager:{name}\"\n"
+            ),
+    )
+    .unwrap();
+    let log = db.dir.path().join("scram.log");
+    let mut child = binlake(&["run"], &path)
+        .env("BINLAKE_LOG", "debug")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    crate::ha::wait_for_log(&log, "Authentication failure", 60).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "binlake keeps trying while the broker refuses the password"
+    );
+    put_secret(&name, &right).await;
+
+    let mut reader = crate::kafka::reader_config(&brokers);
+    reader
+        .set("security.protocol", "sasl_ssl")
+        .set("ssl.ca.location", &ca)
+        .set("sasl.mechanism", "SCRAM-SHA-512")
+        .set("sasl.username", &user)
+        .set("sasl.password", &right);
+    let topic = format!("{prefix}.{}.t", db.name);
+    let records = wait_records_with(reader, &topic, 120, |r| r.len() >= 2).await;
+    let mut ids: Vec<i64> = records
+        .iter()
+        .map(|r| r.key_json()["id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [1, 2]);
+    assert!(signal_and_wait(&mut child, 15).success(), "graceful stop");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("the secret changed; using the new value")
+            && logged.contains("the Kafka client uses the new SCRAM password"),
+        "binlake fetched the secret again and gave it to its clients:\n{logged}"
+    );
+    for secret in [&stale, &right] {
+        assert!(!logged.contains(secret.as_str()), "a password in the log");
+    }
+}

@@ -2,6 +2,7 @@
 //! client and the offsets reader; librdkafka's logs and errors go to tracing; MSK IAM tokens are signed
 //! from the AWS default credential chain and refreshed by librdkafka before they expire.
 
+use super::scram::ScramCredentials;
 use super::tracker::{DeliveryFailure, Tracker};
 use super::KafkaError;
 use crate::config::kafka::{KafkaConfig, Security};
@@ -20,6 +21,8 @@ pub struct KafkaContext {
     iam_region: Option<String>,
     runtime: tokio::runtime::Handle,
     tracker: Option<Arc<Tracker>>,
+    /// Set for SCRAM with a password from a secret reference.
+    scram: Option<Arc<ScramCredentials>>,
 }
 
 impl KafkaContext {
@@ -29,7 +32,23 @@ impl KafkaContext {
                 .then(|| config.region.clone().unwrap_or_default()),
             runtime: tokio::runtime::Handle::current(),
             tracker,
+            scram: ScramCredentials::for_config(config),
         }
+    }
+
+    /// The SCRAM credentials to `bind` to the client made with this context.
+    pub fn scram(&self) -> Option<Arc<ScramCredentials>> {
+        self.scram.clone()
+    }
+}
+
+/// Lets `client` take a rotated SCRAM password (a no-op without a secret reference).
+pub fn bind<C: ClientContext>(
+    scram: Option<Arc<ScramCredentials>>,
+    client: &rdkafka::client::Client<C>,
+) {
+    if let Some(scram) = scram {
+        scram.bind(client.native_ptr());
     }
 }
 
@@ -60,6 +79,13 @@ impl ClientContext for KafkaContext {
         }
         // broker connections come and go; librdkafka retries them itself
         tracing::warn!(%error, reason, "kafka client");
+        if let (
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed),
+            Some(scram),
+        ) = (error.rdkafka_error_code(), &self.scram)
+        {
+            scram.refused(&self.runtime);
+        }
     }
 
     fn generate_oauth_token(
@@ -139,7 +165,11 @@ pub fn base_config(config: &KafkaConfig) -> ClientConfig {
                 )
                 .set(
                     "sasl.password",
-                    config.sasl_password.as_deref().unwrap_or(""),
+                    // a value fetched again after the broker refused the first one, if any
+                    crate::config::secrets::current(
+                        "kafka.sasl_password",
+                        config.sasl_password.as_deref().unwrap_or(""),
+                    ),
                 );
         }
         Security::Iam => {
@@ -240,7 +270,11 @@ pub async fn ensure_topic(
 }
 
 pub fn admin_client(config: &KafkaConfig) -> Result<AdminClient<KafkaContext>, KafkaError> {
-    base_config(config)
-        .create_with_context(KafkaContext::new(config, None))
-        .map_err(|e| KafkaError::Client(e.to_string()))
+    let context = KafkaContext::new(config, None);
+    let scram = context.scram();
+    let admin: AdminClient<KafkaContext> = base_config(config)
+        .create_with_context(context)
+        .map_err(|e| KafkaError::Client(e.to_string()))?;
+    bind(scram, admin.inner());
+    Ok(admin)
 }

@@ -12,6 +12,7 @@ pub mod encode;
 pub mod iam;
 pub mod offsets;
 pub mod records;
+pub mod scram;
 pub mod tracker;
 
 use crate::config::kafka::KafkaConfig;
@@ -286,9 +287,12 @@ pub struct KafkaSink {
 impl KafkaSink {
     pub async fn new(config: &KafkaConfig, connector: &str) -> Result<Self, KafkaError> {
         let tracker = Arc::new(Tracker::new());
+        let context = KafkaContext::new(config, Some(tracker.clone()));
+        let scram = context.scram();
         let producer: ThreadedProducer<KafkaContext> = client::producer_config(config)
-            .create_with_context(KafkaContext::new(config, Some(tracker.clone())))
+            .create_with_context(context)
             .map_err(|e| KafkaError::Client(e.to_string()))?;
+        client::bind(scram, producer.client());
         Ok(KafkaSink {
             config: config.clone(),
             connector: connector.to_string(),

@@ -43,12 +43,15 @@ fn load_blocking(
     };
     // Read to the end-of-partition event of the fetch rather than to ListOffsets' high watermark, which
     // some Kafka-protocol brokers (tansu) answer wrongly for multi-record batches.
+    let context = KafkaContext::new(config, None);
+    let scram = context.scram();
     let consumer: BaseConsumer<KafkaContext> = base_config(config)
         .set("group.id", "binlake-offsets-reader")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .create_with_context(KafkaContext::new(config, None))
+        .create_with_context(context)
         .map_err(|e| KafkaError::Client(e.to_string()))?;
+    super::client::bind(scram, consumer.client());
     // an empty partition's end comes as a global error event, not through poll: tell it by its watermark
     // (ListOffsets is right for an empty partition, even where it is wrong for a full one)
     let (_, high) = consumer

@@ -51,9 +51,15 @@ pub enum LakeError {
     /// The table cannot go on without an operator; the message says why and how to fix it.
     #[error("{0}")]
     Definite(String),
-    /// A record older than one already taken from its partition (a fetch from before a seek delivered
-    /// after it): everything is read again from the positions Delta holds.
-    #[error("{topic}[{partition}]: offset {got} arrived after {after}; reading again from Delta's positions")]
+    /// The broker delivered a partition's records out of offset order. Offsets recorded in Delta would
+    /// then cover records never applied: definite. Kafka and MSK never do this; a Kafka-compatible broker
+    /// that stores concurrent produce requests out of order can (tansu does).
+    #[error(
+        "{topic}[{partition}]: the broker delivered offset {got} after {after}. Records out of offset order \
+         break exactly-once (Delta records the last offset written), so the sink stops. Kafka and MSK keep \
+         offset order; with another broker, publish with one request in flight (kafka.producer.idempotence = \
+         false) and re-publish the topics"
+    )]
     OffsetRewound {
         topic: String,
         partition: i32,
@@ -77,7 +83,7 @@ impl LakeError {
     pub fn kind(&self) -> LakeErrorKind {
         use LakeErrorKind::*;
         match self {
-            LakeError::Storage(_) | LakeError::OffsetRewound { .. } => Transient,
+            LakeError::Storage(_) => Transient,
             LakeError::Delta(e) => delta_kind(e),
             LakeError::QueryEngine(e) => datafusion_kind(e),
             LakeError::Schema(e) => arrow_kind(e),
@@ -88,7 +94,10 @@ impl LakeError {
                     Definite
                 }
             }
-            LakeError::Definite(_) | LakeError::Name(_) | LakeError::Quality(_) => Definite,
+            LakeError::Definite(_)
+            | LakeError::Name(_)
+            | LakeError::Quality(_)
+            | LakeError::OffsetRewound { .. } => Definite,
         }
     }
 

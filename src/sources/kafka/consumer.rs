@@ -8,7 +8,7 @@ use super::schemas::SchemaLog;
 use super::ConsumeError;
 use crate::config::kafka::KafkaConfig;
 use crate::event::ChangeEvent;
-use crate::sinks::kafka::client::{base_config, KafkaContext};
+use crate::sinks::kafka::client::{base_config, bind, KafkaContext};
 use crate::sinks::kafka::debezium::Modes;
 use crate::sinks::kafka::records::Topics;
 use rdkafka::client::{ClientContext, OAuthToken};
@@ -17,7 +17,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -126,6 +126,8 @@ impl ChangeConsumer {
     pub fn new(config: &KafkaConfig, connector: &str) -> Result<Self, ConsumeError> {
         let prefix = config.prefix(connector).to_string();
         let client = |e: rdkafka::error::KafkaError| ConsumeError::Client(e.to_string());
+        let context = KafkaContext::new(config, None);
+        let scram = context.scram();
         let consumer: StreamConsumer<SinkContext> = base_config(config)
             .set("group.id", config.group_id(connector))
             .set("enable.auto.commit", "false")
@@ -147,23 +149,24 @@ impl ChangeConsumer {
                 (config.consumer.session_timeout_ms / 3).max(1).to_string(),
             )
             .create_with_context(SinkContext {
-                inner: KafkaContext::new(config, None),
+                inner: context,
                 rebalanced: Mutex::new(Rebalanced::default()),
             })
             .map_err(client)?;
+        bind(scram, consumer.client());
         consumer
             .subscribe(&[&subscription(&prefix)])
             .map_err(client)?;
         let dlq = if config.consumer.dlq {
-            Some(
-                base_config(config)
-                    .set("enable.idempotence", "true")
-                    .set("acks", "all")
-                    .create_with_context::<_, FutureProducer<KafkaContext>>(KafkaContext::new(
-                        config, None,
-                    ))
-                    .map_err(client)?,
-            )
+            let context = KafkaContext::new(config, None);
+            let scram = context.scram();
+            let producer: FutureProducer<KafkaContext> = base_config(config)
+                .set("enable.idempotence", "true")
+                .set("acks", "all")
+                .create_with_context(context)
+                .map_err(client)?;
+            bind(scram, producer.client());
+            Some(producer)
         } else {
             None
         };

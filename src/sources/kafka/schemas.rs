@@ -29,11 +29,14 @@ impl SchemaLog {
             prefix: prefix.to_string(),
         };
         let topic = topics.schema_changes();
+        let context = KafkaContext::new(config, None);
+        let scram = context.scram();
         let consumer: StreamConsumer<KafkaContext> = base_config(config)
             .set("group.id", format!("{prefix}.binlake.schema-reader"))
             .set("enable.auto.commit", "false")
-            .create_with_context(KafkaContext::new(config, None))
+            .create_with_context(context)
             .map_err(|e| ConsumeError::Client(e.to_string()))?;
+        crate::sinks::kafka::client::bind(scram, consumer.client());
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&topic, 0, Offset::Beginning)
             .map_err(|e| ConsumeError::Client(e.to_string()))?;
