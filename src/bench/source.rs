@@ -88,24 +88,46 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             " (decoded to change events)"
         }
     );
+    let (rows, snap_secs) = snapshot_in_process(&cfg, &mut conn, &info, false).await?;
+    println!(
+        "snapshot: {rows} rows in {snap_secs:.2} s = {:.0} rows/s",
+        rows as f64 / snap_secs
+    );
+    println!("peak resident memory: {} MiB (transactions of {batch} rows streamed through bounded channels)", peak_rss_mib());
+    conn.query_drop("DROP DATABASE binlake_bench").await?;
+    Ok(())
+}
+
+/// Reads every captured table through the chunked snapshot reader in this process (and renders each row
+/// as the stdout sink's JSON line into a sink that discards it, with `with_json`); returns (rows, seconds).
+pub async fn snapshot_in_process(
+    cfg: &SourceConfig,
+    conn: &mut mysql_async::Conn,
+    info: &ServerInfo,
+    with_json: bool,
+) -> anyhow::Result<(u64, f64)> {
     let filter = TableFilter::from_patterns(&cfg.include, &[], &[]);
-    let tables: Vec<CapturedTable> = load_tables(&mut conn, &filter, &cfg.keys, None)
+    let tables: Vec<CapturedTable> = load_tables(conn, &filter, &cfg.keys, None)
         .await?
         .into_values()
         .map(|s| CapturedTable::new(s, &filter))
         .collect::<Result<_, _>>()?;
-
-    // Snapshot: every row through the chunked snapshot reader.
     let (tx, mut rx) = crate::channel::channel(crate::pipeline::CHANNEL_CAPACITY, 64 << 20);
+    // the consumer stands where the pipeline's sink would: a task of its own behind the channel
     let counter = tokio::spawn(async move {
+        let mut json = StdoutSink::new(std::io::sink(), "bench", None);
         let mut rows = 0u64;
         while let Some(batch) = rx.recv().await {
-            rows += batch
-                .iter()
-                .filter(|m| matches!(m, SourceMessage::Change(_)))
-                .count() as u64;
+            for msg in &batch {
+                if let SourceMessage::Change(_) = msg {
+                    rows += 1;
+                    if with_json {
+                        json.write(msg)?;
+                    }
+                }
+            }
         }
-        rows
+        anyhow::Ok(rows)
     });
     let mut cp = Checkpoint {
         next_seq: 1,
@@ -117,9 +139,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let ids: Vec<_> = tables.iter().map(|t| t.full.id()).collect();
     run_snapshot(
-        &cfg,
+        cfg,
         &filter,
-        &info,
+        info,
         &ids,
         &mut cp,
         &tx,
@@ -128,15 +150,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     )
     .await?;
     drop(tx);
-    let rows = counter.await?;
-    let snap_secs = t0.elapsed().as_secs_f64();
-    println!(
-        "snapshot: {rows} rows in {snap_secs:.2} s = {:.0} rows/s",
-        rows as f64 / snap_secs
-    );
-    println!("peak resident memory: {} MiB (transactions of {batch} rows streamed through bounded channels)", peak_rss_mib());
-    conn.query_drop("DROP DATABASE binlake_bench").await?;
-    Ok(())
+    let rows = counter.await??;
+    Ok((rows, t0.elapsed().as_secs_f64()))
 }
 
 /// Decodes the binlog from `start` to `end` in this process (and renders each event as the stdout sink's

@@ -238,7 +238,8 @@ async fn a_password_rotated_under_a_running_pipeline_is_fetched_again() {
 
 /// `kafka.sasl_password` from Secrets Manager, over TLS to a broker that checks SCRAM-SHA-512: the secret
 /// holds a stale password at start, the broker refuses it, and once the secret holds the right one the
-/// publisher fetches it again, hands it to its clients and publishes the table; neither password is logged.
+/// publisher fetches it again, hands it to its clients and publishes the table; `binlake sink` then reads
+/// the topics over SCRAM into a lake equal to MariaDB. Neither password is logged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_kafka_scram_password_is_fetched_again_from_its_secret() {
     use crate::kafka::{unique_prefix, wait_records_with};
@@ -317,6 +318,19 @@ async fn a_refused_kafka_scram_password_is_fetched_again_from_its_secret() {
             && logged.contains("the Kafka client uses the new SCRAM password"),
         "binlake fetched the secret again and gave it to its clients:\n{logged}"
     );
+
+    // the lake sink reads the topics over the same SASL_SSL connection settings into Delta
+    let config = Config::load(&path).unwrap();
+    let sink_log = db.dir.path().join("scram-sink.log");
+    let mut sink = binlake(&["sink"], &path)
+        .env("BINLAKE_LOG", "debug")
+        .stderr(std::fs::File::create(&sink_log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_lake(&config, &format!("{}.t", db.name), "id = 2", 90).await;
+    assert!(signal_and_wait(&mut sink, 15).success(), "sink stops");
+    assert_lake_equals_source(&config, &db.name, "t").await;
+    let logged = logged + &std::fs::read_to_string(&sink_log).unwrap();
     for secret in [&stale, &right] {
         assert!(!logged.contains(secret.as_str()), "a password in the log");
     }
