@@ -24,7 +24,7 @@ fn ha_config(db: &TestDb) -> (Config, PathBuf) {
 }
 
 /// On a failure, prints the tasks' logs (and kills them: they would outlive the test).
-struct LogsOnFailure(Vec<(PathBuf, u32)>);
+pub struct LogsOnFailure(pub Vec<(PathBuf, u32)>);
 
 impl Drop for LogsOnFailure {
     fn drop(&mut self) {

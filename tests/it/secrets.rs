@@ -249,25 +249,12 @@ async fn a_refused_kafka_scram_password_is_fetched_again_from_its_secret() {
     db.exec("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))")
         .await;
     db.exec("INSERT INTO t VALUES (1, 'a'), (2, 'b')").await;
-    let user = format!("binlake-{}", rand::random::<u32>());
-    let (stale, right) = (
-        format!("stale-{}", rand::random::<u32>()),
-        format!("right-{}", rand::random::<u32>()),
+    // the broker's one user (scripts/services adds it before turning authentication on)
+    let (user, right) = (
+        env("BINLAKE_TEST_SCRAM_USER"),
+        env("BINLAKE_TEST_SCRAM_PASSWORD"),
     );
-    let made = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/kafka_scram_user.py"
-        ))
-        .args(["--brokers", &brokers, "--ca", &ca, "--user", &user])
-        .args(["--password", &right])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "creating the SCRAM user:\n{}",
-        output_text(&made)
-    );
+    let stale = format!("stale-{}", rand::random::<u32>());
     let name = format!("binlake-it/{}/kafka", db.name);
     put_secret(&name, &stale).await;
 
@@ -289,6 +276,7 @@ async fn a_refused_kafka_scram_password_is_fetched_again_from_its_secret() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
+    let mut on_failure = crate::ha::LogsOnFailure(vec![(log.clone(), child.id())]);
     crate::ha::wait_for_log(&log, "Authentication failure", 60).await;
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -327,6 +315,7 @@ async fn a_refused_kafka_scram_password_is_fetched_again_from_its_secret() {
         .stderr(std::fs::File::create(&sink_log).unwrap())
         .spawn()
         .unwrap();
+    on_failure.0.push((sink_log.clone(), sink.id()));
     wait_for_lake(&config, &format!("{}.t", db.name), "id = 2", 90).await;
     assert!(signal_and_wait(&mut sink, 15).success(), "sink stops");
     assert_lake_equals_source(&config, &db.name, "t").await;

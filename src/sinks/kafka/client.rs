@@ -269,12 +269,13 @@ pub async fn ensure_topic(
     Ok(())
 }
 
-pub fn admin_client(config: &KafkaConfig) -> Result<AdminClient<KafkaContext>, KafkaError> {
+/// An admin client whose own events (logs, errors, IAM token refreshes) are served; see admin.rs.
+pub fn admin_client(config: &KafkaConfig) -> Result<super::admin::Admin, KafkaError> {
     let context = KafkaContext::new(config, None);
     let scram = context.scram();
     let admin: AdminClient<KafkaContext> = base_config(config)
         .create_with_context(context)
         .map_err(|e| KafkaError::Client(e.to_string()))?;
     bind(scram, admin.inner());
-    Ok(admin)
+    super::admin::Admin::new(admin).map_err(|e| KafkaError::Client(e.to_string()))
 }

@@ -6,6 +6,7 @@
 //! tail with the same `binlake.seq` header — at least once on the topic; the lake sink's `_seq` guard makes
 //! it exactly once in Delta.
 
+pub mod admin;
 pub mod client;
 pub mod debezium;
 pub mod encode;
@@ -263,7 +264,7 @@ pub struct KafkaSink {
     config: KafkaConfig,
     connector: String,
     topics: Topics,
-    admin: rdkafka::admin::AdminClient<KafkaContext>,
+    admin: admin::Admin,
     publisher: Publisher,
     encoder: Encoder,
     table_topics: HashMap<TableId, String>,
@@ -342,15 +343,39 @@ impl KafkaSink {
             replication_factor: self.config.topics.replication_factor,
             config: cfg,
         };
-        let mut backoff = crate::retry::Backoff::transient().until(self.publisher.deadline());
+        let mut backoff = crate::retry::Backoff::transient();
+        let stop = self.publisher.stop.clone();
         loop {
-            match ensure_topic(&self.admin, &spec, self.timeout()).await {
+            // once a stop is requested, the broker has until the drain deadline to answer
+            let deadline = self.publisher.deadline();
+            backoff = backoff.until(deadline);
+            let create = ensure_topic(&self.admin, &spec, self.timeout());
+            let attempt = match deadline {
+                Some(d) => tokio::time::timeout_at(d.into(), create)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(KafkaError::Admin {
+                            topic: name.to_string(),
+                            error: "no answer from the broker within the drain budget".into(),
+                            transient: true,
+                        })
+                    }),
+                None => tokio::select! {
+                    r = create => r,
+                    // asked again with the drain deadline
+                    _ = stop.cancelled() => continue,
+                },
+            };
+            match attempt {
                 Ok(()) => break,
                 Err(e) if e.is_transient() => match backoff.next_delay() {
                     Some(wait) => {
                         crate::observe::error("kafka", "transient");
                         tracing::warn!(topic = name, error = %e, "creating topic; retrying");
-                        tokio::time::sleep(wait).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = stop.cancelled(), if deadline.is_none() => {}
+                        }
                     }
                     None => return Err(e),
                 },

@@ -53,6 +53,7 @@ impl ScramCredentials {
     /// Blocks the callback's thread while fetching; the client cannot connect meanwhile anyway.
     pub fn refused(&self, runtime: &tokio::runtime::Handle) {
         let handle = self.handle.load(Ordering::Acquire);
+        tracing::debug!(client = ?handle, "the broker refused this client's SCRAM password");
         if handle.is_null() {
             return;
         }
