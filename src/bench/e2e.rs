@@ -217,6 +217,25 @@ pub const QUOTES: &str = "CREATE TABLE binlake_bench.quotes (id BIGINT UNSIGNED 
     bid DECIMAL(18,6) NOT NULL, ask DECIMAL(18,6) NOT NULL, bid_size INT NOT NULL, ask_size INT NOT NULL, \
     venue ENUM('XNAS','XNYS','ARCX','BATS') NOT NULL, ts DATETIME(6) NOT NULL)";
 
+/// Inserts quotes 1..=`rows` in transactions of `per_transaction` rows; returns the binlog range they fill.
+pub async fn load_quotes(
+    conn: &mut mysql_async::Conn,
+    info: &ServerInfo,
+    rows: u64,
+    per_transaction: u64,
+) -> anyhow::Result<(BinlogPosition, BinlogPosition)> {
+    let position = |p: Option<BinlogPosition>| p.ok_or_else(|| anyhow::anyhow!("binlog is off"));
+    let start = position(current_position(conn, info).await?)?;
+    let mut done = 0;
+    while done < rows {
+        let n = per_transaction.min(rows - done);
+        conn.query_drop(quotes_from(done + 1, done + n)).await?;
+        done += n;
+    }
+    let end = position(current_position(conn, info).await?)?;
+    Ok((start, end))
+}
+
 pub fn quotes_from(first: u64, last: u64) -> String {
     format!(
         "INSERT INTO binlake_bench.quotes SELECT seq, CONCAT('SYM', seq % 500), 100 + (seq % 9973) / 100, \
@@ -301,18 +320,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
     // streaming: the same number of rows in 1,000-row transactions, read from the binlog
     reset_table(&mut conn, QUOTES).await?;
-    let start = current_position(&mut conn, &info)
-        .await?
-        .expect("binlog on");
-    let mut done = 0;
-    while done < rows {
-        let n = 1000.min(rows - done);
-        conn.query_drop(quotes_from(done + 1, done + n)).await?;
-        done += n;
-    }
-    let end = current_position(&mut conn, &info)
-        .await?
-        .expect("binlog on");
+    let (start, end) = load_quotes(&mut conn, &info, rows, 1000).await?;
     // the same binlog range decoded and rendered in this process, for the ratio the README reports
     let (events, secs) =
         super::source::stream_in_process(&cfg, &mut conn, &start, &end, true).await?;
@@ -413,19 +421,8 @@ pub async fn quality_overhead(args: &BenchArgs) -> anyhow::Result<()> {
     let (bench, _, mut conn, info) = Bench::start(args, "quality").await?;
     let dir = bench.dir.clone();
     reset_table(&mut conn, QUOTES).await?;
-    let start = current_position(&mut conn, &info)
-        .await?
-        .expect("binlog on");
     let rows = args.rows;
-    let mut done = 0;
-    while done < rows {
-        let n = 10_000.min(rows - done);
-        conn.query_drop(quotes_from(done + 1, done + n)).await?;
-        done += n;
-    }
-    let end = current_position(&mut conn, &info)
-        .await?
-        .expect("binlog on");
+    let (start, end) = load_quotes(&mut conn, &info, rows, 10_000).await?;
     let mut secs: [Vec<f64>; 2] = [vec![], vec![]];
     for round in 1..=3 {
         for (i, (label, tail)) in [("plain", ""), ("quality", QUALITY)]

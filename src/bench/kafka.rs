@@ -4,11 +4,11 @@
 //! 1,000-row transactions; then the lake sink (`binlake sink`) over those topics until every row is merged
 //! into Delta (its `binlake_lake_rows_merged_total`).
 
-use super::e2e::{peak_rss_of, quotes_from, reset_table, QUOTES};
+use super::e2e::{load_quotes, peak_rss_of, reset_table, QUOTES};
 use super::source::source_config;
 use super::BenchArgs;
 use crate::event::progress::Checkpoint;
-use crate::sources::mysql::{connect, current_position, ServerInfo};
+use crate::sources::mysql::{connect, ServerInfo};
 use mysql_async::prelude::*;
 use std::time::{Duration, Instant};
 
@@ -39,16 +39,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut conn = connect(&cfg).await?;
     let info = ServerInfo::read(&mut conn).await?;
     reset_table(&mut conn, QUOTES).await?;
-    let start = current_position(&mut conn, &info)
-        .await?
-        .expect("binlog on");
     let rows = args.rows;
-    let mut done = 0;
-    while done < rows {
-        let n = 1000.min(rows - done);
-        conn.query_drop(quotes_from(done + 1, done + n)).await?;
-        done += n;
-    }
+    let (start, _) = load_quotes(&mut conn, &info, rows, 1000).await?;
 
     for encoding in ["debezium", "binlake"] {
         let prefix = format!("bench{}_{encoding}", rand::random::<u32>());
