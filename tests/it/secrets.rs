@@ -45,6 +45,15 @@ fn binlake(args: &[&str], config: &Path) -> Command {
     cmd
 }
 
+/// `binlake <args>` in the background with debug logs (what the no-secret-in-logs checks read) in `log`.
+fn spawn_logged(args: &[&str], config: &Path, log: &Path) -> std::process::Child {
+    binlake(args, config)
+        .env("BINLAKE_LOG", "debug")
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
 fn output_text(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
 }
@@ -271,11 +280,7 @@ async fn a_refused_kafka_scram_password_is_fetched_again_from_its_secret() {
     )
     .unwrap();
     let log = db.dir.path().join("scram.log");
-    let mut child = binlake(&["run"], &path)
-        .env("BINLAKE_LOG", "debug")
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_logged(&["run"], &path, &log);
     let mut on_failure = crate::ha::LogsOnFailure(vec![(log.clone(), child.id())]);
     crate::ha::wait_for_log(&log, "Authentication failure", 60).await;
     assert!(
@@ -310,11 +315,7 @@ async fn a_refused_kafka_scram_password_is_fetched_again_from_its_secret() {
     // the lake sink reads the topics over the same SASL_SSL connection settings into Delta
     let config = Config::load(&path).unwrap();
     let sink_log = db.dir.path().join("scram-sink.log");
-    let mut sink = binlake(&["sink"], &path)
-        .env("BINLAKE_LOG", "debug")
-        .stderr(std::fs::File::create(&sink_log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut sink = spawn_logged(&["sink"], &path, &sink_log);
     on_failure.0.push((sink_log.clone(), sink.id()));
     wait_for_lake(&config, &format!("{}.t", db.name), "id = 2", 90).await;
     assert!(signal_and_wait(&mut sink, 15).success(), "sink stops");
