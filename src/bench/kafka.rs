@@ -212,6 +212,19 @@ async fn time_process(
     port: u16,
     done: impl Fn(&str) -> bool,
 ) -> anyhow::Result<(f64, u64)> {
+    let (secs, _, peak) = time_process_from(command, config, port, |_| true, done).await?;
+    Ok((secs, peak))
+}
+
+/// `time_process`, also returning the seconds from process start until the metrics first satisfy
+/// `begun` (the work under way: start-up behind it).
+async fn time_process_from(
+    command: &str,
+    config: &std::path::Path,
+    port: u16,
+    begun: impl Fn(&str) -> bool,
+    done: impl Fn(&str) -> bool,
+) -> anyhow::Result<(f64, f64, u64)> {
     let started = Instant::now();
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
         .args([command, "--config"])
@@ -220,19 +233,25 @@ async fn time_process(
         .kill_on_drop(true)
         .spawn()?;
     let mut peak = 0;
+    let mut begun_at = None;
     loop {
         peak = peak.max(peak_rss_of(child.id()));
         if let Some(status) = child.try_wait()? {
             anyhow::bail!("binlake {command} exited early: {status}");
         }
-        if metrics(port).await.is_some_and(|body| done(&body)) {
-            break;
+        if let Some(body) = metrics(port).await {
+            if begun_at.is_none() && begun(&body) {
+                begun_at = Some(started.elapsed().as_secs_f64());
+            }
+            if done(&body) {
+                break;
+            }
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let secs = started.elapsed().as_secs_f64();
     child.kill().await.ok();
-    Ok((secs, peak))
+    Ok((secs, begun_at.unwrap_or(secs), peak))
 }
 
 /// `binlake sink` over the topics just published, from process start until every row is in Delta.
@@ -242,13 +261,19 @@ async fn sink(
     rows: u64,
     encoding: &str,
 ) -> anyhow::Result<()> {
-    let (secs, peak) = time_process("sink", config, port, |body| {
-        value(body, "binlake_lake_rows_merged_total") >= rows as f64
-    })
+    let merged = |body: &str| value(body, "binlake_lake_rows_merged_total");
+    let (secs, first, peak) = time_process_from(
+        "sink",
+        config,
+        port,
+        |body| merged(body) > 0.0,
+        |body| merged(body) >= rows as f64,
+    )
     .await?;
     println!(
         "Kafka → lake ({encoding} encoding, 3 partitions), `binlake sink` process start to the last row merged \
-         into Delta: {rows} rows in {secs:.2} s = {:.0} rows/s, peak RSS {peak} MiB",
+         into Delta: {rows} rows in {secs:.2} s = {:.0} rows/s, peak RSS {peak} MiB; first rows merged after \
+         {first:.2} s (start-up, group join, the first batch)",
         rows as f64 / secs
     );
     Ok(())
