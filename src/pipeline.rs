@@ -48,14 +48,9 @@ pub async fn run(
     );
     let source_config = config.clone();
     let source_cancel = cancel.clone();
-    let source_run =
-        async move { run_source(&source_config, start, tx, source_cancel, &identity).await };
-    let mut source = if sink.runs_beside_source() {
-        SourceTask::Inline(Box::pin(source_run))
-    } else {
-        SourceTask::Spawned(tokio::spawn(source_run))
-    };
-    let mut source_ended = None;
+    let mut source = tokio::spawn(async move {
+        run_source(&source_config, start, tx, source_cancel, &identity).await
+    });
     let mut tick = tokio::time::interval(TICK);
     let mut transforms: Vec<Box<dyn Transform>> = vec![Box::new(EventMetrics::default())];
     let result: Result<(), PipelineError> = loop {
@@ -66,8 +61,6 @@ pub async fn run(
                 }
                 None => break Ok(()),
             },
-            // an inline source runs only while polled here; a spawned one is merely watched
-            ended = &mut source, if source_ended.is_none() => source_ended = Some(ended),
             _ = tick.tick() => if let Err(e) = sink.tick().await { break Err(e.into()) },
         }
     };
@@ -78,10 +71,9 @@ pub async fn run(
         // a receiver that no longer reads.
         drop(rx);
         cancel.cancel();
-        if source_ended.is_none()
-            && tokio::time::timeout(SOURCE_STOP_TIMEOUT, &mut source)
-                .await
-                .is_err()
+        if tokio::time::timeout(SOURCE_STOP_TIMEOUT, &mut source)
+            .await
+            .is_err()
         {
             tracing::warn!("source did not stop in time after the sink failed; abandoning it");
             source.abort();
@@ -89,46 +81,10 @@ pub async fn run(
         return Err(e);
     }
     sink.finish().await?;
-    let ended = match source_ended {
-        Some(ended) => ended,
-        None => (&mut source).await,
-    };
-    ended?.map_err(|e| {
+    source.await?.map_err(|e| {
         crate::observe::HEALTHY.store(false, std::sync::atomic::Ordering::Relaxed);
         PipelineError::from(e)
     })
-}
-
-/// The source's task: its own (the default: decoding and the sink's work run on two cores), or a future
-/// polled by the pipeline's loop for a sink whose work per event is as light as decoding, where handing
-/// each batch to another core costs more than it gains (cache misses, frees across threads) and the
-/// second core is better left to whoever reads the sink's output.
-enum SourceTask {
-    Spawned(tokio::task::JoinHandle<Result<(), SourceError>>),
-    Inline(std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SourceError>> + Send>>),
-}
-
-impl SourceTask {
-    fn abort(&self) {
-        if let SourceTask::Spawned(task) = self {
-            task.abort();
-        }
-        // an inline source stops when the pipeline returns and drops it
-    }
-}
-
-impl std::future::Future for SourceTask {
-    type Output = Result<Result<(), SourceError>, tokio::task::JoinError>;
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        match self.get_mut() {
-            SourceTask::Spawned(task) => std::pin::Pin::new(task).poll(cx),
-            SourceTask::Inline(run) => run.as_mut().poll(cx).map(Ok),
-        }
-    }
 }
 
 /// Hands one batch through the transforms to the sink, message by message.

@@ -49,10 +49,4 @@ pub trait Sink: Send {
     fn keeps_rows_past_checkpoint(&self) -> bool {
         false
     }
-    /// Whether the source should run on this sink's thread rather than a task of its own: true for a
-    /// sink whose work per event costs about what decoding does (rendering a line), so that handing
-    /// batches across cores would cost more than the second core gives.
-    fn runs_beside_source(&self) -> bool {
-        false
-    }
 }

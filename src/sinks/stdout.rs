@@ -200,12 +200,6 @@ impl<W: Write + Send> Sink for StdoutSink<W> {
         self.flush()
     }
 
-    fn runs_beside_source(&self) -> bool {
-        // measured (`bench --suite e2e`): on two threads, decoding and rendering each took about what both
-        // take on one, and the pipe's reader lost the second core
-        true
-    }
-
     fn resnapshot_hint(&self) -> String {
         match &self.store {
             Some(store) => format!(
