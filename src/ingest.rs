@@ -1,13 +1,10 @@
 //! `binlake sink`: the table topics → the lake, exactly once. One loop: records from the consumer into
 //! per-table batches, a flush when a batch is due, and rebalances handled between records — revoked
 //! partitions drop what they buffered, assigned ones start at the offset after the one Delta holds.
-//! A flush commits in a task of its own while the loop goes on reading records into a bounded hold
-//! (`writer`), so decoding and the Delta commit use both cores; rebalances wait for it to land.
 
 use crate::config::Config;
 use crate::retry::Backoff;
 use crate::sinks::lake::from_kafka::{Flushed, KafkaLake};
-use writer::Writer;
 use crate::sinks::lake::LakeError;
 use crate::sources::kafka::consumer::{ChangeConsumer, Rebalanced};
 use crate::sources::kafka::ConsumeError;
@@ -15,8 +12,6 @@ use rdkafka::Offset;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-mod writer;
 
 /// How often the loop checks whether a batch is due when no record arrives.
 const TICK: Duration = Duration::from_millis(100);
@@ -54,13 +49,10 @@ pub async fn run_with_alerts(
             None => return Err(e.into()),
         }
     }
-    let lake = KafkaLake::new(&config.lake, &config.quality, &config.name)
+    let mut lake = KafkaLake::new(&config.lake, &config.quality, &config.name)
         .await
         .with_alerts(alerts);
-    let mut lake = Writer::new(lake, &config.lake);
-    lake.idle_mut()
-        .expect("no flush yet")
-        .watch_stop(cancel.clone());
+    lake.watch_stop(cancel.clone());
     crate::observe::READY.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut tick = tokio::time::interval(TICK);
     // a broker or store outage is waited out, however long, as the source waits out its server
@@ -69,19 +61,13 @@ pub async fn run_with_alerts(
     let result = loop {
         let step = tokio::select! {
             _ = cancel.cancelled() => break Ok(()),
-            // only the receive is raced: reading the record (schema lookups, the DLQ) must not be cut off;
-            // while a flush is committing, records are read into a bounded hold
-            m = consumer.recv(), if !lake.hold_full() => match m {
+            // only the receive is raced: reading the record (schema lookups, the DLQ) must not be cut off
+            m = consumer.recv() => match m {
                 Ok(m) => async {
                     // A rebalance happens inside the receive: settle it before the record counts. A record
                     // of a partition sought just now was fetched before the seek, which delivers it again
                     // if it is still due; taken now, a later offset could go ahead of a gap.
-                    let sought = if consumer.rebalance_pending() {
-                        lake.land(&consumer).await?;
-                        rebalance(&mut consumer, lake.idle_mut().expect("landed")).await?
-                    } else {
-                        vec![]
-                    };
+                    let sought = rebalance(&mut consumer, &mut lake).await?;
                     if sought.iter().any(|(t, p)| t == rdkafka::Message::topic(&m) && *p == rdkafka::Message::partition(&m)) {
                         return Ok(());
                     }
@@ -91,16 +77,12 @@ pub async fn run_with_alerts(
                 }.await,
                 Err(e) => Err(e.into()),
             },
-            flushed = lake.flushing() => async {
-                let flushed = lake.landed(flushed)?;
-                settle(&consumer, flushed, &mut lake).await?;
-                Ok(())
-            }.await,
             _ = tick.tick() => async {
-                if let Some(idle) = lake.idle_mut() {
-                    rebalance(&mut consumer, idle).await?;
+                rebalance(&mut consumer, &mut lake).await?;
+                if lake.due() {
+                    let flushed = lake.flush().await?;
+                    settle(&consumer, flushed).await?;
                 }
-                lake.flush_if_due();
                 Ok(())
             }.await,
         };
@@ -113,9 +95,7 @@ pub async fn run_with_alerts(
                     // The failed step may have lost records the consumer already handed over (a batch whose
                     // commit gave up, a record whose schema could not be read); taking later ones would
                     // commit offsets past them. Everything restarts from what Delta holds.
-                    if let Err(e) = lake.abandon().await {
-                        break Err(e);
-                    }
+                    lake.forget_partitions();
                     if let Err(e) = consumer.restart_assigned() {
                         // without the restart the forgotten partitions would be ignored for good
                         break Err(e.into());
@@ -130,18 +110,13 @@ pub async fn run_with_alerts(
             Err(e) => break Err(e),
         }
     };
-    let result = match result {
-        // drain: the flush under way lands, then what is buffered goes to Delta (retries bounded by the
-        // drain budget)
-        Ok(()) => lake.land(&consumer).await,
-        Err(e) => Err(e),
-    };
     if let Err(e) = result {
         crate::observe::error("kafka_sink", "definite");
         crate::observe::HEALTHY.store(false, std::sync::atomic::Ordering::Relaxed);
         return Err(e);
     }
-    let flushed = lake.idle_mut().expect("landed").flush().await?;
+    // drain: what is buffered goes to Delta (retries bounded by the drain budget)
+    let flushed = lake.flush().await?;
     consumer.commit(&flushed.committed);
     tracing::info!("kafka sink stopped; buffered records committed");
     Ok(())
@@ -201,20 +176,15 @@ async fn start_partition(
     Ok(())
 }
 
-/// After a flush: commit the group's offsets and read again what another writer took over; then the
-/// records held while it committed go to the lake (those of partitions read again are dropped: the seek
-/// delivers them again).
-async fn settle(
-    consumer: &ChangeConsumer,
-    flushed: Flushed,
-    lake: &mut Writer,
-) -> Result<(), IngestError> {
+/// After a flush: commit the group's offsets and read again what another writer took over.
+async fn settle(consumer: &ChangeConsumer, flushed: Flushed) -> Result<(), IngestError> {
     consumer.commit(&flushed.committed);
-    // the other partitions' buffered records were committed; only these restart
-    for (topic, partition, in_delta) in &flushed.reread {
-        let at = in_delta.map_or(Offset::Beginning, |v| Offset::Offset(v + 1));
-        consumer.start_at(topic, *partition, at).await?;
+    if !flushed.reread.is_empty() {
+        // the other partitions' buffered records were committed; only these restart
+        for (topic, partition, in_delta) in flushed.reread {
+            let at = in_delta.map_or(Offset::Beginning, |v| Offset::Offset(v + 1));
+            consumer.start_at(&topic, partition, at).await?;
+        }
     }
-    lake.release_held(&flushed.reread).await?;
     Ok(())
 }
