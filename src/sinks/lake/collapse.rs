@@ -25,8 +25,6 @@ pub struct TableBatch {
 enum Stored<'a> {
     /// The before image: the row as the table holds it, since the table equals the source at its last `_seq`.
     Row(&'a [Value]),
-    /// The row put is itself the before image (a delete).
-    Same,
     /// An insert: MySQL had no row with this key, so neither has the table.
     Absent,
     /// A snapshot read says nothing about an older row.
@@ -43,14 +41,7 @@ impl TableBatch {
         rules: (Option<&Partitioning>, bool),
         bytes: &mut usize,
     ) {
-        // the key values serialized by reference: cloning them first would copy every key string
-        let key_values: Vec<&Value> = ev
-            .schema
-            .key
-            .iter()
-            .map(|&i| row.get(i).unwrap_or(&Value::Absent))
-            .collect();
-        let key = serde_json::to_vec(&key_values).expect("values serialize");
+        let key = serde_json::to_vec(&ev.schema.key_of(&row)).expect("values serialize");
         match self.changes.get(&key) {
             // the first change of a key in the batch is the one that knows the stored row
             None => self.note_stored(&ev.schema, &row, stored, rules),
@@ -74,23 +65,16 @@ impl TableBatch {
     }
 
     /// Adds one event: the latest change per key wins, and the first change of each key notes where
-    /// its stored row is. Takes the event so its images move into the batch rather than being copied.
+    /// its stored row is.
     pub fn add(
         &mut self,
-        mut ev: ChangeEvent,
+        ev: &ChangeEvent,
         rules: (Option<&Partitioning>, bool),
         bytes: &mut usize,
     ) {
         self.max_seq = self.max_seq.max(ev.seq);
-        let key_changed = ev.key_changed();
-        let before = ev.before.take();
-        let after = ev.after.take();
-        let ev = &ev;
-        let stored_old = if before.is_some() {
-            Stored::Same
-        } else {
-            Stored::Unknown
-        };
+        let before = ev.before.as_deref();
+        let stored_before = || before.map_or(Stored::Unknown, Stored::Row);
         match ev.op {
             Op::Truncate if self.blind => {
                 // Kafka: partitions interleave, so changes later than the TRUNCATE may already be here;
@@ -107,20 +91,24 @@ impl TableBatch {
                 };
                 self.truncate_seq = Some(ev.seq);
             }
-            Op::Update if key_changed => {
-                self.put(ev, "d", before.unwrap_or_default(), stored_old, rules, bytes);
-                self.put(ev, "u", after.unwrap_or_default(), Stored::Absent, rules, bytes);
+            Op::Update if ev.key_changed() => {
+                let old = before.unwrap_or_default().to_vec();
+                self.put(ev, "d", old, stored_before(), rules, bytes);
+                let after = ev.after.clone().unwrap_or_default();
+                self.put(ev, "u", after, Stored::Absent, rules, bytes);
             }
             Op::Insert | Op::Read | Op::Update => {
-                let stored = match (ev.op, &before) {
-                    (Op::Insert, _) => Stored::Absent,
-                    (Op::Read, _) | (_, None) => Stored::Unknown,
-                    (_, Some(old)) => Stored::Row(old),
+                let stored = match ev.op {
+                    Op::Insert => Stored::Absent,
+                    Op::Read => Stored::Unknown,
+                    _ => stored_before(),
                 };
-                self.put(ev, ev.op.code(), after.unwrap_or_default(), stored, rules, bytes);
+                let after = ev.after.clone().unwrap_or_default();
+                self.put(ev, ev.op.code(), after, stored, rules, bytes);
             }
             Op::Delete => {
-                self.put(ev, "d", before.unwrap_or_default(), stored_old, rules, bytes);
+                let old = before.unwrap_or_default().to_vec();
+                self.put(ev, "d", old, stored_before(), rules, bytes);
             }
         }
     }
@@ -137,7 +125,6 @@ impl TableBatch {
         }
         let stored_row = match stored {
             Stored::Row(r) => r,
-            Stored::Same => row,
             Stored::Absent if !soft_delete => return,
             // a soft-deleted row of this key may still be stored, in any partition
             Stored::Absent => return self.prior.unknown = true,
@@ -228,7 +215,7 @@ mod tests {
         let mut b = TableBatch::default();
         let mut bytes = 0;
         for e in events {
-            b.add(e.clone(), (partitioned.then_some(&p), soft), &mut bytes);
+            b.add(e, (partitioned.then_some(&p), soft), &mut bytes);
         }
         b
     }
@@ -316,7 +303,7 @@ mod tests {
             ..TableBatch::default()
         };
         let mut bytes = 0;
-        for e in events {
+        for e in &events {
             b.add(e, (None, false), &mut bytes);
         }
         let only = b.changes.values().next().unwrap();

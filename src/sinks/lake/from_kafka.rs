@@ -234,8 +234,8 @@ impl KafkaLake {
         pending.offsets.insert(key, c.offset);
         pending.batch.origin = Some(c.partition);
         if let Some(ev) = apply {
+            pending.batch.add(&ev, rules, &mut self.bytes);
             pending.newest_ts_ms = pending.newest_ts_ms.max(Some(ev.source.ts_ms));
-            pending.batch.add(ev, rules, &mut self.bytes);
             self.rows += 1;
         }
         self.first_buffered.get_or_insert_with(Instant::now);

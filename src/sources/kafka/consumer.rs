@@ -107,7 +107,6 @@ pub struct ChangeConsumer {
     encoding: crate::config::kafka::Encoding,
     modes: Modes,
     timeout: Duration,
-    last_topic: Option<Arc<str>>,
 }
 
 /// The subscription: every `<prefix>.<db>.<table>`. Encoded names hold no `.`, so exactly two segments
@@ -182,7 +181,6 @@ impl ChangeConsumer {
                 bigint_unsigned: config.bigint_unsigned_handling_mode,
             },
             timeout: Duration::from_secs(config.request_timeout_secs),
-            last_topic: None,
         })
     }
 
@@ -215,12 +213,6 @@ impl ChangeConsumer {
     /// Topics under the prefix that hold no table's changes.
     pub fn is_bookkeeping(&self, topic: &str) -> bool {
         topic == self.topics.offsets() || topic == self.topics.dead_letters()
-    }
-
-    /// Whether partitions were gained or lost since the last `take_rebalance`.
-    pub fn rebalance_pending(&self) -> bool {
-        let r = self.consumer.context().rebalanced.lock().expect("state");
-        r.revoked || !r.assigned.is_empty()
     }
 
     pub fn take_rebalance(&self) -> Option<Rebalanced> {
@@ -321,15 +313,7 @@ impl ChangeConsumer {
     /// A record read back into its change event; one that cannot be read goes to the dead-letter topic
     /// (and counts as consumed) or, without one, stops the sink.
     pub async fn read(&mut self, msg: OwnedMessage) -> Result<Consumed, ConsumeError> {
-        // one allocation per topic, not per record
-        let topic = match &self.last_topic {
-            Some(t) if **t == *msg.topic() => t.clone(),
-            _ => {
-                let t: Arc<str> = Arc::from(msg.topic());
-                self.last_topic = Some(t.clone());
-                t
-            }
-        };
+        let topic: Arc<str> = Arc::from(msg.topic());
         let (partition, offset) = (msg.partition(), msg.offset());
         let skip = Consumed {
             topic: topic.clone(),
@@ -368,11 +352,12 @@ impl ChangeConsumer {
     }
 
     async fn decode(&mut self, msg: &OwnedMessage) -> Result<ChangeEvent, Undecodable> {
-        let header = |name: &str| -> Option<&str> {
+        let header = |name: &str| -> Option<String> {
             msg.headers()?
                 .iter()
                 .find(|h| h.key == name)
-                .and_then(|h| std::str::from_utf8(h.value?).ok())
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
         };
         let seq = header("binlake.seq")
             .and_then(|s| s.parse::<u64>().ok())
