@@ -172,6 +172,11 @@ pub struct ConsumerSettings {
     /// to rejoin a rebalance; keep it above the slowest commit.
     #[serde(default = "default_max_poll_interval")]
     pub max_poll_interval_ms: u64,
+    /// The longest the broker holds a fetch that found no new records (`fetch.wait.max.ms`; default 50).
+    /// librdkafka's 500 keeps a partition started during such a wait (every partition, at start-up and
+    /// after a rebalance) idle until the wait ends: measured here, about a second before its first record.
+    #[serde(default = "default_fetch_wait_max")]
+    pub fetch_wait_max_ms: u64,
 }
 
 impl Default for ConsumerSettings {
@@ -183,6 +188,7 @@ impl Default for ConsumerSettings {
             topic_refresh_ms: default_topic_refresh(),
             session_timeout_ms: default_session_timeout(),
             max_poll_interval_ms: default_max_poll_interval(),
+            fetch_wait_max_ms: default_fetch_wait_max(),
         }
     }
 }
@@ -195,6 +201,9 @@ fn default_topic_refresh() -> u64 {
 }
 fn default_session_timeout() -> u64 {
     10_000
+}
+fn default_fetch_wait_max() -> u64 {
+    50
 }
 fn default_max_poll_interval() -> u64 {
     300_000
@@ -405,6 +414,12 @@ impl KafkaConfig {
             return Err(invalid(
                 "kafka.consumer.topic_refresh_ms",
                 "must be between 100 and 3600000",
+            ));
+        }
+        if !(1..=10_000).contains(&self.consumer.fetch_wait_max_ms) {
+            return Err(invalid(
+                "kafka.consumer.fetch_wait_max_ms",
+                "must be between 1 and 10000",
             ));
         }
         // the range brokers accept by default (group.min/max.session.timeout.ms)

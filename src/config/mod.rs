@@ -728,3 +728,26 @@ include = ["stocks.*"]
         assert_eq!(c.quality.table_check_interval_secs, 300);
     }
 }
+
+#[cfg(test)]
+mod kafka_consumer_tests {
+    use super::*;
+
+    fn sink(consumer: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "name = \"t\"\n[source]\nuser = \"u\"\ninclude = [\"stocks.*\"]\n[sink]\nkind = \"kafka\"\n\
+             [kafka]\nbrokers = \"b:9092\"\n[kafka.consumer]\n{consumer}\n"
+        );
+        Config::parse(&text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn fetch_wait_defaults_short_and_is_range_checked() {
+        let c = sink("").unwrap();
+        assert_eq!(c.kafka().unwrap().consumer.fetch_wait_max_ms, 50);
+        let c = sink("fetch_wait_max_ms = 500").unwrap();
+        assert_eq!(c.kafka().unwrap().consumer.fetch_wait_max_ms, 500);
+        let err = sink("fetch_wait_max_ms = 0").unwrap_err().to_string();
+        assert!(err.contains("kafka.consumer.fetch_wait_max_ms"), "{err}");
+    }
+}

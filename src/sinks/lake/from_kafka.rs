@@ -28,7 +28,32 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// No record for this long: the sink has read everything the broker had for it.
+const CAUGHT_UP_AFTER: Duration = Duration::from_millis(100);
+
 type Partition = (Arc<str>, i32);
+
+/// What the sink holds uncommitted.
+struct Buffered {
+    rows: usize,
+    bytes: usize,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl Buffered {
+    /// Due at the first limit reached (rows, bytes, age), or once the sink has caught up with at least
+    /// a tenth of `flush_max_rows`: the tail of a backlog does not wait out the interval, while a
+    /// trickle of changes still gathers into one commit per interval.
+    fn due(&self, cfg: &LakeConfig, now: Instant) -> bool {
+        let since = |t: Option<Instant>| t.map(|t| now.saturating_duration_since(t));
+        let caught_up = since(self.last).is_some_and(|d| d >= CAUGHT_UP_AFTER);
+        self.rows >= cfg.flush_max_rows
+            || self.bytes >= cfg.flush_max_bytes
+            || (caught_up && self.rows >= (cfg.flush_max_rows / 10).max(1))
+            || since(self.first).is_some_and(|d| d >= Duration::from_millis(cfg.flush_interval_ms))
+    }
+}
 
 /// The Delta `txn` app id recording how far `topic[partition]` is written.
 pub fn app_id(connector: &str, topic: &str, partition: i32) -> String {
@@ -82,6 +107,8 @@ pub struct KafkaLake {
     rows: usize,
     bytes: usize,
     first_buffered: Option<Instant>,
+    /// When the last record was buffered: a pause in the stream means the sink has caught up.
+    last_buffered: Option<Instant>,
     stop: CancellationToken,
     stop_seen: Option<Instant>,
     quality: QualityGate,
@@ -102,6 +129,7 @@ impl KafkaLake {
             rows: 0,
             bytes: 0,
             first_buffered: None,
+            last_buffered: None,
             stop: CancellationToken::new(),
             stop_seen: None,
             verified: HashMap::new(),
@@ -238,7 +266,9 @@ impl KafkaLake {
             pending.newest_ts_ms = pending.newest_ts_ms.max(Some(ev.source.ts_ms));
             self.rows += 1;
         }
-        self.first_buffered.get_or_insert_with(Instant::now);
+        let now = Instant::now();
+        self.first_buffered.get_or_insert(now);
+        self.last_buffered = Some(now);
         Ok(())
     }
 
@@ -265,12 +295,13 @@ impl KafkaLake {
     }
 
     pub fn due(&self) -> bool {
-        let cfg = &self.tables.cfg;
-        self.rows >= cfg.flush_max_rows
-            || self.bytes >= cfg.flush_max_bytes
-            || self
-                .first_buffered
-                .is_some_and(|t| t.elapsed() >= Duration::from_millis(cfg.flush_interval_ms))
+        let buffered = Buffered {
+            rows: self.rows,
+            bytes: self.bytes,
+            first: self.first_buffered,
+            last: self.last_buffered,
+        };
+        buffered.due(&self.tables.cfg, Instant::now())
     }
 
     /// Forgets everything buffered (the partitions were revoked, or are read again).
@@ -447,5 +478,49 @@ impl KafkaLake {
             reread.push((key.0, key.1, s.in_delta));
         }
         reread
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_due_at_a_limit_or_when_a_large_one_has_caught_up() {
+        let cfg = LakeConfig {
+            flush_max_rows: 1000,
+            flush_max_bytes: 1 << 20,
+            flush_interval_ms: 1000,
+            ..LakeConfig::default()
+        };
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let held = |rows, last_ms| Buffered {
+            rows,
+            bytes: rows * 100,
+            first: Some(t0),
+            last: Some(at(last_ms)),
+        };
+        // records still arriving: neither a small nor a large batch is due before a limit
+        assert!(!held(50, 500).due(&cfg, at(550)));
+        assert!(!held(500, 500).due(&cfg, at(550)));
+        // caught up (no record for 100 ms): a tenth of flush_max_rows goes now, a trickle waits
+        assert!(held(100, 500).due(&cfg, at(600)));
+        assert!(!held(99, 500).due(&cfg, at(900)));
+        // the limits
+        assert!(held(99, 500).due(&cfg, at(1000)));
+        assert!(held(1000, 999).due(&cfg, at(999)));
+        let wide = Buffered {
+            bytes: 1 << 20,
+            ..held(1, 10)
+        };
+        assert!(wide.due(&cfg, at(10)));
+        let empty = Buffered {
+            rows: 0,
+            bytes: 0,
+            first: None,
+            last: None,
+        };
+        assert!(!empty.due(&cfg, at(5000)));
     }
 }

@@ -107,6 +107,7 @@ pub struct ChangeConsumer {
     encoding: crate::config::kafka::Encoding,
     modes: Modes,
     timeout: Duration,
+    last_topic: Option<Arc<str>>,
 }
 
 /// The subscription: every `<prefix>.<db>.<table>`. Encoded names hold no `.`, so exactly two segments
@@ -136,6 +137,14 @@ impl ChangeConsumer {
                 "topic.metadata.refresh.interval.ms",
                 config.consumer.topic_refresh_ms.to_string(),
             )
+            .set(
+                "fetch.wait.max.ms",
+                config.consumer.fetch_wait_max_ms.to_string(),
+            )
+            // while a Delta commit runs, the prefetch queue fills up and librdkafka stops fetching for
+            // this long (default 1000 ms): after the commit, the queue empties in a fraction of that and
+            // the loop would sit idle for the rest
+            .set("fetch.queue.backoff.ms", "20")
             .set(
                 "session.timeout.ms",
                 config.consumer.session_timeout_ms.to_string(),
@@ -181,6 +190,7 @@ impl ChangeConsumer {
                 bigint_unsigned: config.bigint_unsigned_handling_mode,
             },
             timeout: Duration::from_secs(config.request_timeout_secs),
+            last_topic: None,
         })
     }
 
@@ -313,7 +323,15 @@ impl ChangeConsumer {
     /// A record read back into its change event; one that cannot be read goes to the dead-letter topic
     /// (and counts as consumed) or, without one, stops the sink.
     pub async fn read(&mut self, msg: OwnedMessage) -> Result<Consumed, ConsumeError> {
-        let topic: Arc<str> = Arc::from(msg.topic());
+        // one allocation per topic, not per record
+        let topic = match &self.last_topic {
+            Some(t) if **t == *msg.topic() => t.clone(),
+            _ => {
+                let t: Arc<str> = Arc::from(msg.topic());
+                self.last_topic = Some(t.clone());
+                t
+            }
+        };
         let (partition, offset) = (msg.partition(), msg.offset());
         let skip = Consumed {
             topic: topic.clone(),
@@ -352,12 +370,11 @@ impl ChangeConsumer {
     }
 
     async fn decode(&mut self, msg: &OwnedMessage) -> Result<ChangeEvent, Undecodable> {
-        let header = |name: &str| -> Option<String> {
+        let header = |name: &str| -> Option<&str> {
             msg.headers()?
                 .iter()
                 .find(|h| h.key == name)
-                .and_then(|h| h.value)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .and_then(|h| std::str::from_utf8(h.value?).ok())
         };
         let seq = header("binlake.seq")
             .and_then(|s| s.parse::<u64>().ok())

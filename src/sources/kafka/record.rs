@@ -6,7 +6,9 @@ use super::values::{read_value, ValueError};
 use crate::config::kafka::Encoding;
 use crate::event::{BinlogPosition, ChangeEvent, EventSource, Op, Row, TableSchema, Value};
 use crate::sinks::kafka::debezium::Modes;
+use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value as Json;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,28 +21,172 @@ pub enum RecordError {
     Value(#[from] ValueError),
 }
 
-fn row(
-    schema: &TableSchema,
-    image: &Json,
+/// How a record's values are read: the table's schema and the publisher's encodings.
+#[derive(Clone, Copy)]
+struct Reading<'s> {
+    schema: &'s TableSchema,
     encoding: Encoding,
     modes: Modes,
-) -> Result<Option<Row>, RecordError> {
-    if image.is_null() {
-        return Ok(None);
+}
+
+/// A row image read straight from the JSON into the schema's column order, without building a JSON
+/// tree first (this runs for every record the sink consumes). A column the image lacks is
+/// `Value::Absent` (a partial row image, or a column the record predates); a field the schema lacks
+/// is ignored.
+struct RowSeed<'s>(Reading<'s>);
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
+    type Value = Option<Row>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
     }
-    let fields = image
-        .as_object()
-        .ok_or(RecordError::Envelope("a row image is not an object"))?;
-    schema
-        .columns
-        .iter()
-        .map(|col| match fields.get(&col.name) {
-            // not in the image: a partial row image, or a column the record predates
-            None => Ok(Value::Absent),
-            Some(v) => Ok(read_value(col, v, encoding, modes)?),
-        })
-        .collect::<Result<Row, RecordError>>()
-        .map(Some)
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_> {
+    type Value = Option<Row>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a row image (an object) or null")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let columns = &self.0.schema.columns;
+        let mut row: Row = vec![Value::Absent; columns.len()];
+        let mut next = 0;
+        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+            // the publisher writes the columns in schema order: try the next one before searching
+            let at = if columns.get(next).is_some_and(|c| c.name == name) {
+                Some(next)
+            } else {
+                columns.iter().position(|c| c.name == name)
+            };
+            let Some(at) = at else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            next = at + 1;
+            let json: Json = map.next_value()?;
+            row[at] = read_value(&columns[at], &json, self.0.encoding, self.0.modes)
+                .map_err(A::Error::custom)?;
+        }
+        Ok(Some(row))
+    }
+}
+
+/// The `source` block: only the fields binlake reads, each leniently (a missing or odd field reads as
+/// zero or empty, as Debezium's optional fields may be).
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct SourceJson<'a> {
+    server_id: Json,
+    #[serde(borrow)]
+    file: Option<Cow<'a, str>>,
+    pos: Json,
+    row: Json,
+    #[serde(borrow)]
+    gtid: Option<Cow<'a, str>>,
+    ts_ms: Json,
+    snapshot: Json,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct TransactionJson {
+    total_order: Json,
+}
+
+/// An envelope's fields as read; with JsonConverter's schema block, the `payload` holds them.
+#[derive(Default)]
+struct Parsed {
+    op: Option<Op>,
+    before: Option<Row>,
+    after: Option<Row>,
+    source: Option<EventSource>,
+    tx_order: u64,
+    schema_block: bool,
+    payload: Option<Box<Parsed>>,
+}
+
+struct EnvelopeSeed<'s>(Reading<'s>);
+
+impl<'de> DeserializeSeed<'de> for EnvelopeSeed<'_> {
+    type Value = Parsed;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+fn op_of(code: &str) -> Option<Op> {
+    Some(match code {
+        "c" => Op::Insert,
+        "u" => Op::Update,
+        "d" => Op::Delete,
+        "r" => Op::Read,
+        "t" => Op::Truncate,
+        _ => return None,
+    })
+}
+
+impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
+    type Value = Parsed;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a change envelope (an object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut p = Parsed::default();
+        while let Some(field) = map.next_key::<Cow<'de, str>>()? {
+            match &*field {
+                "before" => p.before = map.next_value_seed(RowSeed(self.0))?,
+                "after" => p.after = map.next_value_seed(RowSeed(self.0))?,
+                "op" => {
+                    let code: Option<Cow<'de, str>> = map.next_value()?;
+                    p.op = code.as_deref().and_then(op_of);
+                }
+                "source" => {
+                    let src: Option<SourceJson<'de>> = map.next_value()?;
+                    let src = src.unwrap_or_default();
+                    p.source = Some(EventSource {
+                        server_id: src.server_id.as_u64().unwrap_or(0) as u32,
+                        position: BinlogPosition::new(
+                            src.file.as_deref().unwrap_or_default(),
+                            src.pos.as_u64().unwrap_or(0),
+                        ),
+                        row: src.row.as_u64().unwrap_or(0) as u32,
+                        gtid: src.gtid.map(Cow::into_owned),
+                        ts_ms: src.ts_ms.as_i64().unwrap_or(0),
+                        snapshot: src.snapshot.as_str().is_some_and(|s| s != "false"),
+                    });
+                }
+                "transaction" => {
+                    let tx: Option<TransactionJson> = map.next_value()?;
+                    p.tx_order = tx.and_then(|t| t.total_order.as_u64()).unwrap_or(0);
+                }
+                "schema" => {
+                    p.schema_block = true;
+                    map.next_value::<IgnoredAny>()?;
+                }
+                "payload" => p.payload = Some(Box::new(map.next_value_seed(self.0.envelope())?)),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(p)
+    }
+}
+
+impl<'s> Reading<'s> {
+    fn envelope(self) -> EnvelopeSeed<'s> {
+        EnvelopeSeed(self)
+    }
 }
 
 /// The change event a record's value holds. `seq` comes from the record's `binlake.seq` header.
@@ -51,38 +197,37 @@ pub fn read_change(
     encoding: Encoding,
     modes: Modes,
 ) -> Result<ChangeEvent, RecordError> {
-    let mut envelope: Json = serde_json::from_slice(value)?;
-    if envelope.get("schema").is_some() && envelope.get("payload").is_some() {
-        envelope = envelope["payload"].take();
+    let reading = Reading {
+        schema,
+        encoding,
+        modes,
+    };
+    let mut de = serde_json::Deserializer::from_slice(value);
+    let mut parsed = reading.envelope().deserialize(&mut de)?;
+    de.end()?;
+    if parsed.schema_block {
+        if let Some(payload) = parsed.payload.take() {
+            parsed = *payload;
+        }
     }
-    let op = match envelope["op"].as_str() {
-        Some("c") => Op::Insert,
-        Some("u") => Op::Update,
-        Some("d") => Op::Delete,
-        Some("r") => Op::Read,
-        Some("t") => Op::Truncate,
-        _ => return Err(RecordError::Envelope("`op` is not one of c, u, d, r, t")),
-    };
-    let src = &envelope["source"];
-    let source = EventSource {
-        server_id: src["server_id"].as_u64().unwrap_or(0) as u32,
-        position: BinlogPosition::new(
-            src["file"].as_str().unwrap_or_default(),
-            src["pos"].as_u64().unwrap_or(0),
-        ),
-        row: src["row"].as_u64().unwrap_or(0) as u32,
-        gtid: src["gtid"].as_str().map(str::to_string),
-        ts_ms: src["ts_ms"].as_i64().unwrap_or(0),
-        snapshot: src["snapshot"].as_str().is_some_and(|s| s != "false"),
-    };
+    let op = parsed
+        .op
+        .ok_or(RecordError::Envelope("`op` is not one of c, u, d, r, t"))?;
     Ok(ChangeEvent {
         op,
         schema: schema.clone(),
-        before: row(schema, &envelope["before"], encoding, modes)?,
-        after: row(schema, &envelope["after"], encoding, modes)?,
-        source,
+        before: parsed.before,
+        after: parsed.after,
+        source: parsed.source.unwrap_or_else(|| EventSource {
+            server_id: 0,
+            position: BinlogPosition::new("", 0),
+            row: 0,
+            gtid: None,
+            ts_ms: 0,
+            snapshot: false,
+        }),
         seq,
-        tx_order: envelope["transaction"]["total_order"].as_u64().unwrap_or(0),
+        tx_order: parsed.tx_order,
     })
 }
 
@@ -181,5 +326,58 @@ mod tests {
         };
         assert!(read_change(&schema, b"{\"x\":1}", 1, Encoding::Debezium, modes).is_err());
         assert!(read_change(&schema, b"not json", 1, Encoding::Debezium, modes).is_err());
+    }
+
+    /// Images read by name whatever the field order: a field the schema lacks is ignored, a column the
+    /// image lacks is absent; inside JsonConverter's wrapper only the payload counts.
+    #[test]
+    fn images_are_read_by_column_name() {
+        let schema = Arc::new(TableSchema {
+            database: "d".into(),
+            table: "t".into(),
+            columns: vec![
+                ColumnSchema::new("id", ColumnKind::BigInt),
+                ColumnSchema::new("note", ColumnKind::Text),
+                ColumnSchema::new("n", ColumnKind::Int),
+            ],
+            key: vec![0],
+            version: 1,
+        });
+        let modes = Modes {
+            decimal: Default::default(),
+            bigint_unsigned: Default::default(),
+        };
+        let envelope = r#"{"op":"u","after":{"n":7,"extra":{"deep":[1,2]},"id":3},
+            "before":{"id":3,"note":"a\"b","n":6},"source":{"file":"b.000002","pos":99,"gtid":null,
+            "snapshot":"false","ts_ms":12},"transaction":{"total_order":4}}"#;
+        for value in [
+            envelope.to_string(),
+            format!(r#"{{"schema":{{"type":"struct","op":"d"}},"payload":{envelope}}}"#),
+        ] {
+            let ev = read_change(&schema, value.as_bytes(), 5, Encoding::Binlake, modes).unwrap();
+            assert_eq!(ev.op, Op::Update);
+            assert_eq!(
+                ev.after,
+                Some(vec![Value::Int(3), Value::Absent, Value::Int(7)])
+            );
+            assert_eq!(
+                ev.before,
+                Some(vec![
+                    Value::Int(3),
+                    Value::String("a\"b".into()),
+                    Value::Int(6)
+                ])
+            );
+            assert_eq!(ev.source.position, BinlogPosition::new("b.000002", 99));
+            assert_eq!(
+                (ev.source.ts_ms, ev.source.gtid, ev.tx_order),
+                (12, None, 4)
+            );
+            assert!(!ev.source.snapshot);
+        }
+        let bad = r#"{"op":"c","after":{"id":"x"}}"#;
+        assert!(read_change(&schema, bad.as_bytes(), 1, Encoding::Binlake, modes).is_err());
+        let trailing = r#"{"op":"c","after":null} x"#;
+        assert!(read_change(&schema, trailing.as_bytes(), 1, Encoding::Binlake, modes).is_err());
     }
 }

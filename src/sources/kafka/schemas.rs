@@ -34,6 +34,10 @@ impl SchemaLog {
         let consumer: StreamConsumer<KafkaContext> = base_config(config)
             .set("group.id", format!("{prefix}.binlake.schema-reader"))
             .set("enable.auto.commit", "false")
+            .set(
+                "fetch.wait.max.ms",
+                config.consumer.fetch_wait_max_ms.to_string(),
+            )
             .create_with_context(context)
             .map_err(|e| ConsumeError::Client(e.to_string()))?;
         crate::sinks::kafka::client::bind(scram, consumer.client());
