@@ -259,23 +259,6 @@ impl ChangeConsumer {
         partition: i32,
         offset: Offset,
     ) -> Result<(), ConsumeError> {
-        // A logical offset makes librdkafka look the real one up after the seek; the resume below then
-        // outdates that lookup, which it retries only after 500 ms. The partition's first offset, asked
-        // for here, starts the fetch at once.
-        let offset = match offset {
-            Offset::Beginning => {
-                let (low, _) = self
-                    .consumer
-                    .fetch_watermarks(topic, partition, self.timeout)
-                    .map_err(|e| {
-                        ConsumeError::Transient(format!(
-                            "reading the first offset of {topic}[{partition}]: {e}"
-                        ))
-                    })?;
-                Offset::Offset(low)
-            }
-            other => other,
-        };
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(topic, partition);
         let mut attempts = 0;
