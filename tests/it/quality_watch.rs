@@ -173,7 +173,11 @@ async fn anomaly_and_market_hours_freshness_judge_by_the_clock() {
     // three hours from now, but not 23 (its window would end at midnight); at 20:xx UTC that is 00:xx,
     // never the current hour
     let away = (now_hour + 3) % 24;
-    let away = if away == 23 { (now_hour + 4) % 24 } else { away };
+    let away = if away == 23 {
+        (now_hour + 4) % 24
+    } else {
+        away
+    };
     assert_ne!(away, now_hour);
     let text = db.config_text("")
         + &format!(
