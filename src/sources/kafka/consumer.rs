@@ -129,17 +129,12 @@ impl ChangeConsumer {
         let client = |e: rdkafka::error::KafkaError| ConsumeError::Client(e.to_string());
         let context = KafkaContext::new(config, None);
         let scram = context.scram();
-        let consumer: StreamConsumer<SinkContext> = base_config(config)
+        let consumer: StreamConsumer<SinkContext> = super::consumer_config(config)
             .set("group.id", config.group_id(connector))
-            .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set(
                 "topic.metadata.refresh.interval.ms",
                 config.consumer.topic_refresh_ms.to_string(),
-            )
-            .set(
-                "fetch.wait.max.ms",
-                config.consumer.fetch_wait_max_ms.to_string(),
             )
             // while a Delta commit runs, the prefetch queue fills up and librdkafka stops fetching for
             // this long (default 1000 ms): after the commit, the queue empties in a fraction of that and

@@ -6,6 +6,18 @@ pub mod record;
 pub mod schemas;
 pub mod values;
 
+/// What both of `binlake sink`'s consumers (the table topics, the schema-change topic) are: clients of
+/// the configured cluster that never commit on their own and hold an empty fetch at most
+/// `kafka.consumer.fetch_wait_max_ms`.
+fn consumer_config(config: &crate::config::kafka::KafkaConfig) -> rdkafka::ClientConfig {
+    let mut c = crate::sinks::kafka::client::base_config(config);
+    c.set("enable.auto.commit", "false").set(
+        "fetch.wait.max.ms",
+        config.consumer.fetch_wait_max_ms.to_string(),
+    );
+    c
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
     /// The client could not be made (bad settings): fix the `[kafka]` section.

@@ -5,7 +5,7 @@
 use super::ConsumeError;
 use crate::config::kafka::KafkaConfig;
 use crate::event::TableSchema;
-use crate::sinks::kafka::client::{base_config, KafkaContext};
+use crate::sinks::kafka::client::KafkaContext;
 use crate::sinks::kafka::records::Topics;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -31,13 +31,8 @@ impl SchemaLog {
         let topic = topics.schema_changes();
         let context = KafkaContext::new(config, None);
         let scram = context.scram();
-        let consumer: StreamConsumer<KafkaContext> = base_config(config)
+        let consumer: StreamConsumer<KafkaContext> = super::consumer_config(config)
             .set("group.id", format!("{prefix}.binlake.schema-reader"))
-            .set("enable.auto.commit", "false")
-            .set(
-                "fetch.wait.max.ms",
-                config.consumer.fetch_wait_max_ms.to_string(),
-            )
             .create_with_context(context)
             .map_err(|e| ConsumeError::Client(e.to_string()))?;
         crate::sinks::kafka::client::bind(scram, consumer.client());
