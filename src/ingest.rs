@@ -166,7 +166,7 @@ async fn start_partition(
     let Some(schema) = schema else {
         // a bookkeeping topic, or a topic no schema record names: its records are skipped or
         // dead-lettered, so the group's position is as good as any
-        consumer.start_where_committed(&topic, partition)?;
+        consumer.start_where_committed(&topic, partition).await?;
         return Ok(());
     };
     let in_delta = lake.position(&topic, partition, &schema).await?;

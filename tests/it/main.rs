@@ -10,6 +10,7 @@ mod ha;
 mod hardening;
 mod infra;
 mod kafka;
+mod kafka_assign;
 mod kafka_failures;
 mod kafka_sink;
 mod lake;

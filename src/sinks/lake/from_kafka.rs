@@ -435,15 +435,19 @@ impl KafkaLake {
         }
         record_commit(&label, changes.len(), started, p.newest_ts_ms);
         let mut committed = vec![];
+        let wrote = !changes.is_empty() || p.batch.truncate_seq.is_some();
         for ((t, part), offset) in &p.offsets {
             if let Some(s) = self.partitions.get_mut(&(t.clone(), *part)) {
-                if !changes.is_empty() || p.batch.truncate_seq.is_some() {
+                if wrote {
                     s.in_delta = Some(*offset);
                 }
                 s.committed_seq = s.buffered_seq;
                 self.seq_marks.insert((t.clone(), *part), s.committed_seq);
             }
-            committed.push((t.clone(), *part, offset + 1));
+            // the group's offset (for lag tools) never runs ahead of the one Delta holds
+            if wrote {
+                committed.push((t.clone(), *part, offset + 1));
+            }
         }
         Ok(Ok(committed))
     }

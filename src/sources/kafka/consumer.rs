@@ -14,8 +14,10 @@ use crate::sinks::kafka::records::Topics;
 use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+    StreamConsumer,
 };
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -67,6 +69,37 @@ impl ClientContext for SinkContext {
 }
 
 impl ConsumerContext for SinkContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let assigning = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+        if assigning {
+            start_nowhere(tpl);
+        }
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let done = match (assigning, cooperative) {
+            (true, true) => consumer.incremental_assign(tpl),
+            (true, false) => consumer.assign(tpl),
+            (false, true) => consumer.incremental_unassign(tpl),
+            (false, false) => consumer.unassign(),
+        };
+        if let Err(e) = done {
+            tracing::error!(error = %e, assigning, "applying the group's assignment");
+        }
+        let rebalance = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
+            other => Rebalance::Error(rdkafka::error::KafkaError::Rebalance(other.into())),
+        };
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let mut r = self.rebalanced.lock().expect("rebalance state");
         match rebalance {
@@ -96,6 +129,17 @@ impl ConsumerContext for SinkContext {
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance failed"),
         }
+    }
+}
+
+/// Gives every newly assigned partition the logical end as its start, so librdkafka does not look up the
+/// group's committed offset. That lookup's answer restarts the partition at the committed offset even
+/// after the sink has sought it to Delta's position: a committed offset ahead of Delta's skipped records,
+/// one behind it rewound the partition. The end is only looked up (a reply the sink's seek makes
+/// outdated) and nothing is fetched, as the partition is paused until `start_at`.
+fn start_nowhere(tpl: &mut TopicPartitionList) {
+    if let Err(e) = tpl.set_all_offsets(Offset::End) {
+        tracing::error!(error = %e, "setting the start of newly assigned partitions");
     }
 }
 
@@ -254,6 +298,23 @@ impl ChangeConsumer {
         partition: i32,
         offset: Offset,
     ) -> Result<(), ConsumeError> {
+        // A logical offset makes librdkafka look the real one up after the seek; the resume below then
+        // outdates that lookup, which it retries only after 500 ms. The partition's first offset, asked
+        // for here, starts the fetch at once.
+        let offset = match offset {
+            Offset::Beginning => {
+                let (low, _) = self
+                    .consumer
+                    .fetch_watermarks(topic, partition, self.timeout)
+                    .map_err(|e| {
+                        ConsumeError::Transient(format!(
+                            "reading the first offset of {topic}[{partition}]: {e}"
+                        ))
+                    })?;
+                Offset::Offset(low)
+            }
+            other => other,
+        };
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(topic, partition);
         let mut attempts = 0;
@@ -277,13 +338,29 @@ impl ChangeConsumer {
             .map_err(|e| ConsumeError::Transient(format!("resuming {topic}[{partition}]: {e}")))
     }
 
-    /// Resumes a paused partition where the group left it (a bookkeeping topic).
-    pub fn start_where_committed(&self, topic: &str, partition: i32) -> Result<(), ConsumeError> {
+    /// Starts a paused partition at the group's committed offset, or its first one without (a
+    /// bookkeeping topic, or one no schema names, whose records are skipped or dead-lettered: reading
+    /// them again would dead-letter them twice).
+    pub async fn start_where_committed(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), ConsumeError> {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(topic, partition);
-        self.consumer
-            .resume(&tpl)
-            .map_err(|e| ConsumeError::Transient(format!("resuming {topic}[{partition}]: {e}")))
+        let committed = self
+            .consumer
+            .committed_offsets(tpl, self.timeout)
+            .map_err(|e| {
+                ConsumeError::Transient(format!(
+                    "reading the group's offset of {topic}[{partition}]: {e}"
+                ))
+            })?;
+        let at = match committed.find_partition(topic, partition).map(|e| e.offset()) {
+            Some(o @ Offset::Offset(_)) => o,
+            _ => Offset::Beginning,
+        };
+        self.start_at(topic, partition, at).await
     }
 
     /// Commits `(topic, partition, next offset)` to the group, for lag tools only.
