@@ -16,6 +16,10 @@ use tokio_util::sync::CancellationToken;
 /// How often the loop checks whether a batch is due when no record arrives.
 const TICK: Duration = Duration::from_millis(100);
 
+/// The longest start-up waits reading the schema-change topic before joining the loop (an absent
+/// topic, before the publisher's first record, costs this once).
+const SCHEMA_HEAD_START: Duration = Duration::from_secs(2);
+
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error(transparent)]
@@ -49,9 +53,12 @@ pub async fn run_with_alerts(
             None => return Err(e.into()),
         }
     }
-    let mut lake = KafkaLake::new(&config.lake, &config.quality, &config.name)
-        .await
-        .with_alerts(alerts);
+    // the group forms in the background meanwhile
+    let (_, lake) = tokio::join!(
+        consumer.schemas.catch_up(SCHEMA_HEAD_START),
+        KafkaLake::new(&config.lake, &config.quality, &config.name)
+    );
+    let mut lake = lake.with_alerts(alerts);
     lake.watch_stop(cancel.clone());
     crate::observe::READY.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut tick = tokio::time::interval(TICK);
@@ -131,32 +138,48 @@ fn is_transient(e: &IngestError) -> bool {
 }
 
 /// Applies the partition changes the consumer saw: a revocation drops what was buffered (the new owner
-/// reads it from Delta's position); an assigned partition is sought to the offset after Delta's.
-/// Returns the partitions sought.
+/// reads it from Delta's position); assigned partitions are taken up at the offset after Delta's, and
+/// held ones restarted after a failed step are sought there. Returns the partitions started.
 async fn rebalance(
     consumer: &mut ChangeConsumer,
     lake: &mut KafkaLake,
 ) -> Result<Vec<(String, i32)>, IngestError> {
-    let Some(Rebalanced { revoked, assigned }) = consumer.take_rebalance() else {
+    let Some(Rebalanced {
+        revoked,
+        assigned,
+        restart,
+    }) = consumer.take_rebalance()
+    else {
         return Ok(vec![]);
     };
     if revoked {
         lake.forget_partitions();
     }
+    // on an error the assigned partitions stay to be taken up, and the loop restarts the held ones
+    let mut starts = vec![];
     for (topic, partition) in &assigned {
-        // on an error the loop restarts every held partition, these included
-        start_partition(consumer, lake, topic, *partition).await?;
+        let at = start_of(consumer, lake, topic, *partition).await?;
+        starts.push((topic.clone(), *partition, at));
     }
-    Ok(assigned)
+    if !starts.is_empty() {
+        consumer.assign_at(&starts)?;
+    }
+    for (topic, partition) in &restart {
+        let at = start_of(consumer, lake, topic, *partition).await?;
+        consumer.start_at(topic, *partition, at).await?;
+    }
+    Ok(assigned.into_iter().chain(restart).collect())
 }
 
-/// Seeks one newly assigned partition to the offset after the one Delta holds, and resumes it.
-async fn start_partition(
+/// Where a partition starts: the offset after the one Delta holds; for a bookkeeping topic, or a topic
+/// no schema record names (its records are skipped or dead-lettered), the group's position
+/// (`Offset::Invalid`), so dead letters are not sent twice.
+async fn start_of(
     consumer: &mut ChangeConsumer,
     lake: &mut KafkaLake,
     topic: &str,
     partition: i32,
-) -> Result<(), IngestError> {
+) -> Result<Offset, IngestError> {
     let topic: Arc<str> = Arc::from(topic);
     let schema = if consumer.is_bookkeeping(&topic) {
         None
@@ -164,16 +187,12 @@ async fn start_partition(
         consumer.schemas.latest(&topic).await?
     };
     let Some(schema) = schema else {
-        // a bookkeeping topic, or a topic no schema record names: its records are skipped or
-        // dead-lettered, so the group's position is as good as any
-        consumer.start_where_committed(&topic, partition).await?;
-        return Ok(());
+        return Ok(Offset::Invalid);
     };
     let in_delta = lake.position(&topic, partition, &schema).await?;
     let at = in_delta.map_or(Offset::Beginning, |v| Offset::Offset(v + 1));
     tracing::info!(topic = %topic, partition, offset = ?at, "reading from the position Delta holds");
-    consumer.start_at(&topic, partition, at).await?;
-    Ok(())
+    Ok(at)
 }
 
 /// After a flush: commit the group's offsets and read again what another writer took over.

@@ -1,8 +1,8 @@
-//! The sink's consumer against tansu: a partition the group assigns starts where the sink seeks it, even
-//! when the group's committed offset says otherwise (a committed offset ahead of Delta's skipped records,
-//! one behind it rewound the partition). The seek comes the moment the assignment is seen, as in a
-//! rebalance whose schemas are already known, which is when librdkafka's own lookup of the committed
-//! offset used to land after it.
+//! The sink's consumer against tansu: a partition the group assigns starts where the sink says (Delta's
+//! position), even when the group's committed offset says otherwise. When the sink paused and sought
+//! newly assigned partitions, librdkafka's own lookup of the committed offset could land after the seek
+//! and restart the partition there: records skipped when it was ahead of Delta's, a rewind when behind.
+//! The start is given the moment the assignment is seen, as in a rebalance whose schemas are known.
 
 use crate::kafka::{brokers, unique_prefix};
 use binlake::config::kafka::KafkaConfig;
@@ -78,10 +78,10 @@ fn commit_group_offset(group: &str, topic: &str, next: i64) {
     );
 }
 
-/// Offsets of `topic` delivered after the assignment, with the partition sought to `start` as soon as
+/// Offsets of `topic` delivered after the assignment, with the partition started at `start` as soon as
 /// it is assigned: until offset `RECORDS - 1`, and then for another second, so that a partition
 /// restarted late at an earlier offset shows as records delivered again.
-async fn offsets_after_seek(consumer: &ChangeConsumer, topic: &str, start: i64) -> Vec<i64> {
+async fn offsets_after_start(consumer: &ChangeConsumer, topic: &str, start: i64) -> Vec<i64> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen = vec![];
     let mut sought = false;
@@ -94,24 +94,30 @@ async fn offsets_after_seek(consumer: &ChangeConsumer, topic: &str, start: i64) 
             Instant::now() < deadline,
             "offsets {start}..{RECORDS} not delivered within 60 s (sought: {sought}; got {seen:?})"
         );
-        // the receive runs the rebalance callback; the check right after it is the quickest seek
+        // the receive runs the rebalance callback; the check right after it is the quickest start
         let got = tokio::time::timeout(Duration::from_millis(1), consumer.recv()).await;
         if let Some(r) = consumer.take_rebalance() {
-            for (t, p) in r.assigned {
-                if t == topic {
-                    consumer.start_at(&t, p, Offset::Offset(start)).await.unwrap();
-                    sought = true;
-                } else {
-                    consumer.start_where_committed(&t, p).await.unwrap();
-                }
-            }
+            let starts: Vec<(String, i32, Offset)> = r
+                .assigned
+                .into_iter()
+                .map(|(t, p)| {
+                    let at = if t == topic {
+                        Offset::Offset(start)
+                    } else {
+                        Offset::Invalid
+                    };
+                    (t, p, at)
+                })
+                .collect();
+            sought |= starts.iter().any(|(t, _, _)| t == topic);
+            consumer.assign_at(&starts).unwrap();
         }
         let Ok(m) = got else { continue };
         let m = m.unwrap();
         if m.topic() != topic {
             continue;
         }
-        assert!(sought, "offset {} delivered before the seek", m.offset());
+        assert!(sought, "offset {} delivered before the start", m.offset());
         seen.push(m.offset());
         if m.offset() == RECORDS - 1 {
             last_seen_at = Some(Instant::now());
@@ -122,27 +128,27 @@ async fn offsets_after_seek(consumer: &ChangeConsumer, topic: &str, start: i64) 
     }
 }
 
-async fn seek_wins_over(committed: i64, start: i64) {
+async fn start_wins_over(committed: i64, start: i64) {
     let prefix = unique_prefix("assign");
     let config = kafka_config(&prefix);
     let topic = format!("{prefix}.db.t");
     fill_topic(&config, &topic).await;
     commit_group_offset(&config.group_id("it"), &topic, committed);
     let consumer = ChangeConsumer::new(&config, "it").unwrap();
-    let seen = offsets_after_seek(&consumer, &topic, start).await;
+    let seen = offsets_after_start(&consumer, &topic, start).await;
     let want: Vec<i64> = (start..RECORDS).collect();
     assert_eq!(
         seen, want,
-        "the sink's seek to {start} must hold against the group's offset {committed}"
+        "the sink's start at {start} must hold against the group's offset {committed}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_offset_ahead_of_the_seek_skips_nothing() {
-    seek_wins_over(COMMITTED, 0).await;
+async fn a_group_offset_ahead_of_the_start_skips_nothing() {
+    start_wins_over(COMMITTED, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_offset_behind_the_seek_rewinds_nothing() {
-    seek_wins_over(20, COMMITTED).await;
+async fn a_group_offset_behind_the_start_rewinds_nothing() {
+    start_wins_over(20, COMMITTED).await;
 }

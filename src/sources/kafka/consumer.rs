@@ -1,7 +1,7 @@
 //! The lake sink's consumer: a group member reading every table topic of the connector
 //! (`<topic_prefix>.<db>.<table>`), turning records back into change events, and sending what it cannot
-//! read to the dead-letter topic. Newly assigned partitions are paused until the sink has sought them to
-//! the position recorded in Delta (the group's committed offsets are only for lag tools).
+//! read to the dead-letter topic. Newly assigned partitions are taken up at the position recorded in
+//! Delta (the group's committed offsets are only for lag tools).
 
 use super::record::read_change;
 use super::schemas::SchemaLog;
@@ -14,12 +14,12 @@ use crate::sinks::kafka::records::Topics;
 use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
-    StreamConsumer,
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
 };
-use rdkafka::types::RDKafkaRespErr;
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,12 +35,15 @@ pub struct Consumed {
 }
 
 /// Partitions gained and lost since the last call to `take_rebalance`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Rebalanced {
     /// Some partitions were taken away (with the eager protocol: all of them).
     pub revoked: bool,
-    /// Newly assigned partitions, paused until `start_at` is called for each.
+    /// Partitions the group gave this member and it has not taken up yet: `assign_at` takes them up,
+    /// each at its start. They stay here until it has.
     pub assigned: Vec<(String, i32)>,
+    /// Held partitions paused after a failed step, to be sought again with `start_at`.
+    pub restart: Vec<(String, i32)>,
 }
 
 /// librdkafka callbacks of the consumer: those of every binlake client, plus rebalances.
@@ -68,6 +71,13 @@ impl ClientContext for SinkContext {
     }
 }
 
+/// The group's assignment is not applied in the rebalance callback, where the sink cannot yet know where
+/// each partition must start: `ChangeConsumer::assign_at` applies it with a start per partition, read
+/// from Delta. (Applied without one, librdkafka looks the group's committed offset up, and when that
+/// answer lands after the sink has sought the partition it restarts it there: records skipped when the
+/// committed offset is ahead of Delta's, a rewind when behind. A logical start that the seek overtakes
+/// is no better: librdkafka then queries that logical offset again and starts there.) librdkafka keeps
+/// heartbeating meanwhile, and fetches nothing from partitions not yet assigned.
 impl ConsumerContext for SinkContext {
     fn rebalance(
         &self,
@@ -75,72 +85,54 @@ impl ConsumerContext for SinkContext {
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
-        let assigning = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
-        if assigning {
-            start_nowhere(tpl);
+        let mut r = self.rebalanced.lock().expect("rebalance state");
+        if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            for e in tpl.elements() {
+                tracing::info!(
+                    topic = e.topic(),
+                    partition = e.partition(),
+                    "partition assigned"
+                );
+                r.assigned.push((e.topic().to_string(), e.partition()));
+            }
+            return;
         }
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
-        let done = match (assigning, cooperative) {
-            (true, true) => consumer.incremental_assign(tpl),
-            (true, false) => consumer.assign(tpl),
-            (false, true) => consumer.incremental_unassign(tpl),
-            (false, false) => consumer.unassign(),
+        let cooperative = is_cooperative(consumer);
+        let done = if cooperative {
+            consumer.incremental_unassign(tpl)
+        } else {
+            consumer.unassign()
         };
         if let Err(e) = done {
-            tracing::error!(error = %e, assigning, "applying the group's assignment");
+            tracing::error!(error = %e, "giving partitions back to the group");
         }
-        let rebalance = match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
-            other => Rebalance::Error(rdkafka::error::KafkaError::Rebalance(other.into())),
-        };
-        self.post_rebalance(consumer, &rebalance);
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let mut r = self.rebalanced.lock().expect("rebalance state");
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                // nothing is fetched from a new partition before it is sought to its Delta position
-                if let Err(e) = consumer.pause(tpl) {
-                    tracing::error!(error = %e, "pausing newly assigned partitions");
-                }
-                for e in tpl.elements() {
-                    tracing::info!(
-                        topic = e.topic(),
-                        partition = e.partition(),
-                        "partition assigned"
-                    );
-                    r.assigned.push((e.topic().to_string(), e.partition()));
-                }
-            }
-            Rebalance::Revoke(tpl) => {
-                tracing::info!(partitions = tpl.count(), "partitions revoked");
-                r.revoked = true;
-                let gone: Vec<(String, i32)> = tpl
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_string(), e.partition()))
-                    .collect();
-                r.assigned.retain(|a| !gone.contains(a));
-            }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance failed"),
+        if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+            tracing::info!(partitions = tpl.count(), "partitions revoked");
+        } else {
+            let error: RDKafkaErrorCode = err.into();
+            tracing::warn!(%error, "rebalance failed; every partition given back");
+        }
+        r.revoked = true;
+        if cooperative && err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+            let gone: Vec<(String, i32)> = tpl
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect();
+            r.assigned.retain(|a| !gone.contains(a));
+            r.restart.retain(|a| !gone.contains(a));
+        } else {
+            r.assigned.clear();
+            r.restart.clear();
         }
     }
 }
 
-/// Gives every newly assigned partition the logical end as its start, so librdkafka does not look up the
-/// group's committed offset. That lookup's answer restarts the partition at the committed offset even
-/// after the sink has sought it to Delta's position: a committed offset ahead of Delta's skipped records,
-/// one behind it rewound the partition. The end is only looked up (a reply the sink's seek makes
-/// outdated) and nothing is fetched, as the partition is paused until `start_at`.
-fn start_nowhere(tpl: &mut TopicPartitionList) {
-    if let Err(e) = tpl.set_all_offsets(Offset::End) {
-        tracing::error!(error = %e, "setting the start of newly assigned partitions");
-    }
+fn is_cooperative<C: Consumer<SinkContext>>(consumer: &C) -> bool {
+    matches!(
+        consumer.rebalance_protocol(),
+        RebalanceProtocol::Cooperative
+    )
 }
 
 pub struct ChangeConsumer {
@@ -264,9 +256,38 @@ impl ChangeConsumer {
         topic == self.topics.offsets() || topic == self.topics.dead_letters()
     }
 
+    /// What changed since the last call. The assigned partitions not taken up yet are reported each
+    /// time until `assign_at` takes them up.
     pub fn take_rebalance(&self) -> Option<Rebalanced> {
         let mut r = self.consumer.context().rebalanced.lock().expect("state");
-        (r.revoked || !r.assigned.is_empty()).then(|| std::mem::take(&mut *r))
+        let changed = r.revoked || !r.assigned.is_empty() || !r.restart.is_empty();
+        changed.then(|| Rebalanced {
+            revoked: std::mem::take(&mut r.revoked),
+            assigned: r.assigned.clone(),
+            restart: std::mem::take(&mut r.restart),
+        })
+    }
+
+    /// Takes up assigned partitions, each at its start (`Offset::Invalid`: the group's committed offset).
+    /// With the eager protocol this is the whole assignment at once.
+    pub fn assign_at(&self, starts: &[(String, i32, Offset)]) -> Result<(), ConsumeError> {
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition, at) in starts {
+            tpl.add_partition_offset(topic, *partition, *at)
+                .map_err(|e| {
+                    ConsumeError::Client(format!("{topic}[{partition}] at {at:?}: {e}"))
+                })?;
+        }
+        let done = if is_cooperative(&self.consumer) {
+            self.consumer.incremental_assign(&tpl)
+        } else {
+            self.consumer.assign(&tpl)
+        };
+        done.map_err(|e| ConsumeError::Transient(format!("taking up the assignment: {e}")))?;
+        let mut r = self.consumer.context().rebalanced.lock().expect("state");
+        r.assigned
+            .retain(|(t, p)| !starts.iter().any(|(st, sp, _)| st == t && sp == p));
+        Ok(())
     }
 
     /// Pauses every partition this member holds and queues them to be started again, as if newly
@@ -283,21 +304,25 @@ impl ChangeConsumer {
         let mut r = self.consumer.context().rebalanced.lock().expect("state");
         for e in held.elements() {
             let p = (e.topic().to_string(), e.partition());
-            if !r.assigned.contains(&p) {
-                r.assigned.push(p);
+            if !r.restart.contains(&p) {
+                r.restart.push(p);
             }
         }
         Ok(())
     }
 
-    /// Starts fetching a paused partition at `offset`. Right after an assignment librdkafka may not have
-    /// started the partition yet; the seek is retried for a few seconds before it counts as failed.
+    /// Starts fetching a held, paused partition at `offset` (`Offset::Invalid`: the group's committed
+    /// offset). The seek is retried for a few seconds before it counts as failed.
     pub async fn start_at(
         &self,
         topic: &str,
         partition: i32,
         offset: Offset,
     ) -> Result<(), ConsumeError> {
+        let offset = match offset {
+            Offset::Invalid => self.committed(topic, partition)?,
+            other => other,
+        };
         // A logical offset makes librdkafka look the real one up after the seek; the resume below then
         // outdates that lookup, which it retries only after 500 ms. The partition's first offset, asked
         // for here, starts the fetch at once.
@@ -338,14 +363,8 @@ impl ChangeConsumer {
             .map_err(|e| ConsumeError::Transient(format!("resuming {topic}[{partition}]: {e}")))
     }
 
-    /// Starts a paused partition at the group's committed offset, or its first one without (a
-    /// bookkeeping topic, or one no schema names, whose records are skipped or dead-lettered: reading
-    /// them again would dead-letter them twice).
-    pub async fn start_where_committed(
-        &self,
-        topic: &str,
-        partition: i32,
-    ) -> Result<(), ConsumeError> {
+    /// The group's committed offset of a partition, or its beginning without one.
+    fn committed(&self, topic: &str, partition: i32) -> Result<Offset, ConsumeError> {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(topic, partition);
         let committed = self
@@ -356,11 +375,15 @@ impl ChangeConsumer {
                     "reading the group's offset of {topic}[{partition}]: {e}"
                 ))
             })?;
-        let at = match committed.find_partition(topic, partition).map(|e| e.offset()) {
-            Some(o @ Offset::Offset(_)) => o,
-            _ => Offset::Beginning,
-        };
-        self.start_at(topic, partition, at).await
+        Ok(
+            match committed
+                .find_partition(topic, partition)
+                .map(|e| e.offset())
+            {
+                Some(o @ Offset::Offset(_)) => o,
+                _ => Offset::Beginning,
+            },
+        )
     }
 
     /// Commits `(topic, partition, next offset)` to the group, for lag tools only.
