@@ -28,6 +28,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// A partition rewound at the same offset this many times in a row (read again from Delta's position in
+/// between) has its records out of order in the log: the sink stops.
+const REWINDS_BEFORE_STOP: u32 = 3;
+
 /// No record for this long: the sink has read everything the broker had for it.
 const CAUGHT_UP_AFTER: Duration = Duration::from_millis(100);
 
@@ -112,6 +116,8 @@ pub struct KafkaLake {
     stop: CancellationToken,
     stop_seen: Option<Instant>,
     quality: QualityGate,
+    /// Per partition, the offset of its last rewind and how many times in a row it came.
+    rewinds: HashMap<Partition, (i64, u32)>,
     /// Per table, the version at which every held partition's `txn` was known to equal `in_delta`:
     /// a commit from another state checks first.
     verified: HashMap<TableId, i64>,
@@ -133,6 +139,7 @@ impl KafkaLake {
             stop: CancellationToken::new(),
             stop_seen: None,
             verified: HashMap::new(),
+            rewinds: HashMap::new(),
         }
     }
 
@@ -199,11 +206,27 @@ impl KafkaLake {
         }
         if let Some(next) = state.next_offset {
             if c.offset < next {
-                return Err(LakeError::OffsetRewound {
-                    topic: c.topic.to_string(),
-                    partition: c.partition,
-                    after: next - 1,
-                    got: c.offset,
+                let (topic, partition, after, got) =
+                    (c.topic.to_string(), c.partition, next - 1, c.offset);
+                let seen = self.rewinds.entry(key).or_insert((got, 0));
+                if seen.0 != got {
+                    *seen = (got, 0);
+                }
+                seen.1 += 1;
+                return Err(if seen.1 >= REWINDS_BEFORE_STOP {
+                    LakeError::OffsetRewound {
+                        topic,
+                        partition,
+                        after,
+                        got,
+                    }
+                } else {
+                    LakeError::Rewound {
+                        topic,
+                        partition,
+                        after,
+                        got,
+                    }
                 });
             }
         }

@@ -51,8 +51,18 @@ pub enum LakeError {
     /// The table cannot go on without an operator; the message says why and how to fix it.
     #[error("{0}")]
     Definite(String),
-    /// The broker delivered a partition's records out of offset order. Offsets recorded in Delta would
-    /// then cover records never applied: definite. Kafka and MSK never do this; a Kafka-compatible broker
+    /// The consumer handed over a record before one it handed over already: nothing is applied from
+    /// it, and the partitions are read again from Delta's position. The same rewind again after that is
+    /// the log itself out of order (`OffsetRewound`).
+    #[error("{topic}[{partition}]: offset {got} came after {after}; reading again from Delta's position")]
+    Rewound {
+        topic: String,
+        partition: i32,
+        after: i64,
+        got: i64,
+    },
+    /// The broker delivered a partition's records out of offset order, at the same place each time it
+    /// was read again. Offsets recorded in Delta would then cover records never applied: definite. Kafka and MSK never do this; a Kafka-compatible broker
     /// that stores concurrent produce requests out of order can (tansu does).
     #[error(
         "{topic}[{partition}]: the broker delivered offset {got} after {after}. Records out of offset order \
@@ -83,7 +93,7 @@ impl LakeError {
     pub fn kind(&self) -> LakeErrorKind {
         use LakeErrorKind::*;
         match self {
-            LakeError::Storage(_) => Transient,
+            LakeError::Storage(_) | LakeError::Rewound { .. } => Transient,
             LakeError::Delta(e) => delta_kind(e),
             LakeError::QueryEngine(e) => datafusion_kind(e),
             LakeError::Schema(e) => arrow_kind(e),

@@ -86,18 +86,26 @@ impl ConsumerContext for SinkContext {
         tpl: &mut TopicPartitionList,
     ) {
         let mut r = self.rebalanced.lock().expect("rebalance state");
+        let cooperative = is_cooperative(consumer);
         if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            if !cooperative {
+                // an eager assignment is the whole of it: one not taken up yet (its start failed during
+                // an outage) is replaced, not added to
+                r.assigned.clear();
+            }
             for e in tpl.elements() {
                 tracing::info!(
                     topic = e.topic(),
                     partition = e.partition(),
                     "partition assigned"
                 );
-                r.assigned.push((e.topic().to_string(), e.partition()));
+                let p = (e.topic().to_string(), e.partition());
+                if !r.assigned.contains(&p) {
+                    r.assigned.push(p);
+                }
             }
             return;
         }
-        let cooperative = is_cooperative(consumer);
         let done = if cooperative {
             consumer.incremental_unassign(tpl)
         } else {
