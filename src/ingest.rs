@@ -16,10 +16,6 @@ use tokio_util::sync::CancellationToken;
 /// How often the loop checks whether a batch is due when no record arrives.
 const TICK: Duration = Duration::from_millis(100);
 
-/// The longest start-up waits reading the schema-change topic before joining the loop (an absent
-/// topic, before the publisher's first record, costs this once).
-const SCHEMA_HEAD_START: Duration = Duration::from_secs(2);
-
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error(transparent)]
@@ -53,12 +49,9 @@ pub async fn run_with_alerts(
             None => return Err(e.into()),
         }
     }
-    // the group forms in the background meanwhile
-    let (_, lake) = tokio::join!(
-        consumer.schemas.catch_up(SCHEMA_HEAD_START),
-        KafkaLake::new(&config.lake, &config.quality, &config.name)
-    );
-    let mut lake = lake.with_alerts(alerts);
+    let mut lake = KafkaLake::new(&config.lake, &config.quality, &config.name)
+        .await
+        .with_alerts(alerts);
     lake.watch_stop(cancel.clone());
     crate::observe::READY.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut tick = tokio::time::interval(TICK);

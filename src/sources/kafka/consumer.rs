@@ -35,7 +35,7 @@ pub struct Consumed {
 }
 
 /// Partitions gained and lost since the last call to `take_rebalance`.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct Rebalanced {
     /// Some partitions were taken away (with the eager protocol: all of them).
     pub revoked: bool,

@@ -33,8 +33,6 @@ impl SchemaLog {
         let scram = context.scram();
         let consumer: StreamConsumer<KafkaContext> = super::consumer_config(config)
             .set("group.id", format!("{prefix}.binlake.schema-reader"))
-            // `catch_up` stops at the end of the topic
-            .set("enable.partition.eof", "true")
             .create_with_context(context)
             .map_err(|e| ConsumeError::Client(e.to_string()))?;
         crate::sinks::kafka::client::bind(scram, consumer.client());
@@ -93,28 +91,7 @@ impl SchemaLog {
             .and_then(|v| v.values().next_back().cloned()))
     }
 
-    /// Reads what the schema-change topic holds now, for at most `within`, so that the first assignment
-    /// finds its schemas known. It runs while the consumer group forms (librdkafka joins in the
-    /// background), which would otherwise come first and then wait for this read. Only a head start:
-    /// an error ends it, and the reads the records need report theirs.
-    pub async fn catch_up(&mut self, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.read_one(left).await {
-                Ok(true) if !left.is_zero() => {}
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::debug!(error = %e, "reading the schema-change topic ahead");
-                    break;
-                }
-            }
-        }
-        let tables = self.by_topic.len();
-        tracing::debug!(tables, "schema-change topic read ahead");
-    }
-
-    /// Reads one record within `wait`; false when none arrived (or the end of the topic was reached).
+    /// Reads one record within `wait`; false when none arrived.
     async fn read_one(&mut self, wait: Duration) -> Result<bool, ConsumeError> {
         let msg = match tokio::time::timeout(wait, self.consumer.recv()).await {
             Err(_) => return Ok(false),
