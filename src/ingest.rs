@@ -51,7 +51,8 @@ pub async fn run_with_alerts(
     }
     let mut lake = KafkaLake::new(&config.lake, &config.quality, &config.name)
         .await
-        .with_alerts(alerts);
+        .with_alerts(alerts)
+        .with_compacted_topics(kafka.topics.cleanup_policy.contains("compact"));
     lake.watch_stop(cancel.clone());
     crate::observe::READY.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut tick = tokio::time::interval(TICK);
@@ -81,7 +82,7 @@ pub async fn run_with_alerts(
                 rebalance(&mut consumer, &mut lake).await?;
                 if lake.due() {
                     let flushed = lake.flush().await?;
-                    settle(&consumer, flushed).await?;
+                    settle(&consumer, &lake, flushed).await?;
                 }
                 Ok(())
             }.await,
@@ -183,18 +184,22 @@ async fn start_of(
         return Ok(Offset::Invalid);
     };
     let in_delta = lake.position(&topic, partition, &schema).await?;
-    let at = in_delta.map_or(Offset::Beginning, |v| Offset::Offset(v + 1));
+    let at = lake.start_offset(&topic, partition, in_delta);
     tracing::info!(topic = %topic, partition, offset = ?at, "reading from the position Delta holds");
     Ok(at)
 }
 
 /// After a flush: commit the group's offsets and read again what another writer took over.
-async fn settle(consumer: &ChangeConsumer, flushed: Flushed) -> Result<(), IngestError> {
+async fn settle(
+    consumer: &ChangeConsumer,
+    lake: &KafkaLake,
+    flushed: Flushed,
+) -> Result<(), IngestError> {
     consumer.commit(&flushed.committed);
     if !flushed.reread.is_empty() {
         // the other partitions' buffered records were committed; only these restart
         for (topic, partition, in_delta) in flushed.reread {
-            let at = in_delta.map_or(Offset::Beginning, |v| Offset::Offset(v + 1));
+            let at = lake.start_offset(&topic, partition, in_delta);
             consumer.start_at(&topic, partition, at).await?;
         }
     }

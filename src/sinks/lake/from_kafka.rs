@@ -81,6 +81,11 @@ struct PartitionState {
     /// The lowest offset the next record may have (the one sought, then the last taken + 1); offsets
     /// may skip (compaction, and brokers that leave gaps) but never go back.
     next_offset: Option<i64>,
+    /// The offset the partition was started at, until its first record arrives: a first record past
+    /// it means the broker skipped records (tansu does, fetching from inside a record batch).
+    started_at: Option<i64>,
+    /// A record Delta already holds came since the start: the partition was read from before the start.
+    saw_written: bool,
 }
 
 #[derive(Default)]
@@ -121,6 +126,11 @@ pub struct KafkaLake {
     /// Per table, the version at which every held partition's `txn` was known to equal `in_delta`:
     /// a commit from another state checks first.
     verified: HashMap<TableId, i64>,
+    /// The table topics are compacted: offsets may skip anywhere, also at a partition's start.
+    compacted: bool,
+    /// Partitions whose first record came past their start: they are read again from their first
+    /// offset (records Delta holds are skipped) until one starts without a gap.
+    full_read: std::collections::HashSet<Partition>,
 }
 
 impl KafkaLake {
@@ -140,6 +150,30 @@ impl KafkaLake {
             stop_seen: None,
             verified: HashMap::new(),
             rewinds: HashMap::new(),
+            compacted: false,
+            full_read: Default::default(),
+        }
+    }
+
+    /// Whether the table topics are compacted (`kafka.topics.cleanup_policy`).
+    pub fn with_compacted_topics(mut self, compacted: bool) -> Self {
+        self.compacted = compacted;
+        self
+    }
+
+    /// Where a partition starts, given the last offset Delta holds: the next one; from its first offset
+    /// if Delta holds none, or if a start at the next one skipped records before.
+    pub fn start_offset(
+        &self,
+        topic: &Arc<str>,
+        partition: i32,
+        in_delta: Option<i64>,
+    ) -> rdkafka::Offset {
+        match in_delta {
+            Some(v) if !self.full_read.contains(&(topic.clone(), partition)) => {
+                rdkafka::Offset::Offset(v + 1)
+            }
+            _ => rdkafka::Offset::Beginning,
         }
     }
 
@@ -189,6 +223,8 @@ impl KafkaLake {
                 committed_seq: seq,
                 buffered_seq: seq,
                 next_offset,
+                started_at: next_offset,
+                saw_written: false,
             },
         );
         Ok(in_delta)
@@ -202,7 +238,34 @@ impl KafkaLake {
             return Ok(());
         };
         if state.in_delta.is_some_and(|v| c.offset <= v) {
+            state.saw_written = true;
             return Ok(()); // already in Delta
+        }
+        if let Some(start) = state.started_at.take() {
+            if c.offset > start && !self.compacted {
+                crate::observe::error("kafka_sink", "start_gap");
+                let (topic, partition, got) = (c.topic.to_string(), c.partition, c.offset);
+                if self.full_read.insert(key.clone()) {
+                    return Err(LakeError::StartGap {
+                        topic,
+                        partition,
+                        start,
+                        got,
+                    });
+                }
+                if !state.saw_written {
+                    return Err(LakeError::RecordsGone {
+                        topic,
+                        partition,
+                        start,
+                        got,
+                    });
+                }
+                // read from its first offset, the log itself has the hole: nothing more to read
+                tracing::warn!(topic = %c.topic, partition = c.partition, start, got, "offsets missing from the topic itself");
+            }
+            // read contiguously from where Delta stands: the next start may be exact again
+            self.full_read.remove(&key);
         }
         if let Some(next) = state.next_offset {
             if c.offset < next {
@@ -502,6 +565,8 @@ impl KafkaLake {
             }
             s.buffered_seq = s.committed_seq;
             s.next_offset = s.in_delta.map(|v| v + 1);
+            s.started_at = s.next_offset;
+            s.saw_written = false;
             reread.push((key.0, key.1, s.in_delta));
         }
         reread

@@ -76,6 +76,28 @@ pub enum LakeError {
         after: i64,
         got: i64,
     },
+    /// A partition's first record after its start is past the start offset on a topic that is not
+    /// compacted: the broker skipped records (tansu does when the start is inside a record batch). The
+    /// partition is read again from its first offset.
+    #[error("{topic}[{partition}]: started at offset {start} but the first record is {got}; reading it again from its first offset")]
+    StartGap {
+        topic: String,
+        partition: i32,
+        start: i64,
+        got: i64,
+    },
+    /// The same, with the partition read from its first offset: the records are gone from the topic.
+    #[error(
+        "{topic}[{partition}]: Delta holds offsets up to {}, but the topic's records resume at {got}: offsets          {start}..{got} are no longer on the topic (retention shorter than the sink's lag?). Those changes          cannot reach the lake from this topic; keep topics longer than the sink can lag, and start the publisher \
+         over with a fresh snapshot (a tombstone for the connector's key on its offsets topic)",
+        start - 1
+    )]
+    RecordsGone {
+        topic: String,
+        partition: i32,
+        start: i64,
+        got: i64,
+    },
 }
 
 /// How the lake stage treats an error.
@@ -93,7 +115,9 @@ impl LakeError {
     pub fn kind(&self) -> LakeErrorKind {
         use LakeErrorKind::*;
         match self {
-            LakeError::Storage(_) | LakeError::Rewound { .. } => Transient,
+            LakeError::Storage(_) | LakeError::Rewound { .. } | LakeError::StartGap { .. } => {
+                Transient
+            }
             LakeError::Delta(e) => delta_kind(e),
             LakeError::QueryEngine(e) => datafusion_kind(e),
             LakeError::Schema(e) => arrow_kind(e),
@@ -107,7 +131,8 @@ impl LakeError {
             LakeError::Definite(_)
             | LakeError::Name(_)
             | LakeError::Quality(_)
-            | LakeError::OffsetRewound { .. } => Definite,
+            | LakeError::OffsetRewound { .. }
+            | LakeError::RecordsGone { .. } => Definite,
         }
     }
 
