@@ -1,6 +1,8 @@
 //! `binlake sink`: the table topics → the lake, exactly once. One loop: records from the consumer into
 //! per-table batches, a flush when a batch is due, and rebalances handled between records — revoked
 //! partitions drop what they buffered, assigned ones start at the offset after the one Delta holds.
+//! A flush commits in a task of its own while the loop goes on reading records into a bounded hold
+//! (`writer`), so decoding and the Delta commit run on both cores; a rebalance waits for it to land.
 
 use crate::config::Config;
 use crate::retry::Backoff;
@@ -12,6 +14,9 @@ use rdkafka::Offset;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use writer::Writer;
+
+mod writer;
 
 /// How often the loop checks whether a batch is due when no record arrives.
 const TICK: Duration = Duration::from_millis(100);
@@ -54,6 +59,7 @@ pub async fn run_with_alerts(
         .with_alerts(alerts)
         .with_compacted_topics(kafka.topics.cleanup_policy.contains("compact"));
     lake.watch_stop(cancel.clone());
+    let mut lake = Writer::new(lake, &config.lake);
     crate::observe::READY.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut tick = tokio::time::interval(TICK);
     // a broker or store outage is waited out, however long, as the source waits out its server
@@ -62,14 +68,20 @@ pub async fn run_with_alerts(
     let result = loop {
         let step = tokio::select! {
             _ = cancel.cancelled() => break Ok(()),
-            // only the receive is raced: reading the record (schema lookups, the DLQ) must not be cut off
-            m = consumer.recv() => match m {
+            // only the receive is raced: reading the record (schema lookups, the DLQ) must not be cut off;
+            // while a flush commits, records are read into a hold as large as one batch
+            m = consumer.recv(), if !lake.hold_full() => match m {
                 Ok(m) => async {
                     // A rebalance happens inside the receive: settle it before the record counts. A record
-                    // of a partition sought just now was fetched before the seek, which delivers it again
-                    // if it is still due; taken now, a later offset could go ahead of a gap.
-                    let sought = rebalance(&mut consumer, &mut lake).await?;
-                    if sought.iter().any(|(t, p)| t == rdkafka::Message::topic(&m) && *p == rdkafka::Message::partition(&m)) {
+                    // of a partition started just now was fetched before the start, which delivers it
+                    // again if it is still due; taken now, a later offset could go ahead of a gap.
+                    let started = if consumer.rebalance_pending() {
+                        land(&consumer, &mut lake).await?;
+                        rebalance(&mut consumer, lake.idle_mut().expect("landed")).await?
+                    } else {
+                        vec![]
+                    };
+                    if started.iter().any(|(t, p)| t == rdkafka::Message::topic(&m) && *p == rdkafka::Message::partition(&m)) {
                         return Ok(());
                     }
                     let c = consumer.read(m).await?;
@@ -78,12 +90,19 @@ pub async fn run_with_alerts(
                 }.await,
                 Err(e) => Err(e.into()),
             },
-            _ = tick.tick() => async {
-                rebalance(&mut consumer, &mut lake).await?;
-                if lake.due() {
-                    let flushed = lake.flush().await?;
-                    settle(&consumer, &lake, flushed).await?;
+            landed = lake.flushing() => async {
+                let flushed = lake.landed(landed)?;
+                settle(&consumer, flushed, &mut lake).await?;
+                if let Some(idle) = lake.idle_mut() {
+                    rebalance(&mut consumer, idle).await?;
                 }
+                Ok(())
+            }.await,
+            _ = tick.tick() => async {
+                if let Some(idle) = lake.idle_mut() {
+                    rebalance(&mut consumer, idle).await?;
+                }
+                lake.flush_if_due();
                 Ok(())
             }.await,
         };
@@ -96,7 +115,9 @@ pub async fn run_with_alerts(
                     // The failed step may have lost records the consumer already handed over (a batch whose
                     // commit gave up, a record whose schema could not be read); taking later ones would
                     // commit offsets past them. Everything restarts from what Delta holds.
-                    lake.forget_partitions();
+                    if let Err(e) = lake.abandon().await {
+                        break Err(e.into());
+                    }
                     if let Err(e) = consumer.restart_assigned() {
                         // without the restart the forgotten partitions would be ignored for good
                         break Err(e.into());
@@ -111,15 +132,30 @@ pub async fn run_with_alerts(
             Err(e) => break Err(e),
         }
     };
+    // drain: the flush under way lands, then what is buffered goes to Delta (retries bounded by the
+    // drain budget)
+    let result = match result {
+        Ok(()) => land(&consumer, &mut lake).await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = result {
         crate::observe::error("kafka_sink", "definite");
         crate::observe::HEALTHY.store(false, std::sync::atomic::Ordering::Relaxed);
         return Err(e);
     }
-    // drain: what is buffered goes to Delta (retries bounded by the drain budget)
-    let flushed = lake.flush().await?;
+    let flushed = lake.idle_mut().expect("landed").flush().await?;
     consumer.commit(&flushed.committed);
     tracing::info!("kafka sink stopped; buffered records committed");
+    Ok(())
+}
+
+/// Waits for the flush under way, if any, and settles it: afterwards the lake is idle. Settling hands
+/// the held records to the lake, which may start the next flush: that one lands too.
+async fn land(consumer: &ChangeConsumer, lake: &mut Writer) -> Result<(), IngestError> {
+    while let Some(landed) = lake.wait().await {
+        let flushed = lake.landed(landed)?;
+        settle(consumer, flushed, lake).await?;
+    }
     Ok(())
 }
 
@@ -189,19 +225,23 @@ async fn start_of(
     Ok(at)
 }
 
-/// After a flush: commit the group's offsets and read again what another writer took over.
+/// After a flush: commit the group's offsets and read again what another writer took over; then the
+/// records held while it committed go to the lake (those of partitions read again are dropped: the
+/// restart delivers them again).
 async fn settle(
     consumer: &ChangeConsumer,
-    lake: &KafkaLake,
     flushed: Flushed,
+    lake: &mut Writer,
 ) -> Result<(), IngestError> {
     consumer.commit(&flushed.committed);
-    if !flushed.reread.is_empty() {
-        // the other partitions' buffered records were committed; only these restart
-        for (topic, partition, in_delta) in flushed.reread {
-            let at = lake.start_offset(&topic, partition, in_delta);
-            consumer.start_at(&topic, partition, at).await?;
-        }
+    // the other partitions' buffered records were committed; only these restart
+    for (topic, partition, in_delta) in &flushed.reread {
+        let at = lake
+            .idle_mut()
+            .expect("settled after landing")
+            .start_offset(topic, *partition, *in_delta);
+        consumer.start_at(topic, *partition, at).await?;
     }
+    lake.release_held(&flushed.reread).await?;
     Ok(())
 }

@@ -264,6 +264,12 @@ impl ChangeConsumer {
         topic == self.topics.offsets() || topic == self.topics.dead_letters()
     }
 
+    /// Whether `take_rebalance` has something to report.
+    pub fn rebalance_pending(&self) -> bool {
+        let r = self.consumer.context().rebalanced.lock().expect("state");
+        r.revoked || !r.assigned.is_empty() || !r.restart.is_empty()
+    }
+
     /// What changed since the last call. The assigned partitions not taken up yet are reported each
     /// time until `assign_at` takes them up.
     pub fn take_rebalance(&self) -> Option<Rebalanced> {
