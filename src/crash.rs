@@ -7,6 +7,10 @@ use std::sync::OnceLock;
 /// After the quality stage recorded a batch's results (and quarantined its rows), before the MERGE.
 pub const AFTER_QUALITY_RECORD: &str = "after_quality_record";
 
+/// In `binlake sink`, right after a Delta commit of a batch read from Kafka (and before the group's
+/// offsets are committed): Delta's position may then lie inside a producer's record batch.
+pub const AFTER_KAFKA_SINK_COMMIT: &str = "after_kafka_sink_commit";
+
 pub fn point(name: &str) {
     static AT: OnceLock<Option<String>> = OnceLock::new();
     let at = AT.get_or_init(|| std::env::var("BINLAKE_CRASH_AT").ok());

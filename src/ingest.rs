@@ -54,6 +54,7 @@ pub async fn run_with_alerts(
             None => return Err(e.into()),
         }
     }
+    consumer.subscribe()?;
     let mut lake = KafkaLake::new(&config.lake, &config.quality, &config.name)
         .await
         .with_alerts(alerts)

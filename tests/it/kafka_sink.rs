@@ -6,8 +6,9 @@
 use crate::common::*;
 use crate::kafka::{
     brokers, java_partition, kafka_section, read_topic, start_publisher, stop, unique_prefix,
+    wait_records,
 };
-use crate::lake::{assert_lake_equals_source, differing_keys, wait_for_lake};
+use crate::lake::{assert_lake_equals_source, differing_keys, query_cells, wait_for_lake};
 use crate::snapshot_stream::{create_quotes, writer};
 use binlake::config::Config;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -189,7 +190,13 @@ async fn two_sinks_in_one_group_one_killed_leave_the_lake_equal() {
         pids.push(child.id());
         (child, log)
     };
+    // the group forms over the table topic: a topic appearing under a formed group rebalances it, and
+    // tansu has left a member out of such a rebalance, waiting for it indefinitely (CI, 2026-12-06)
+    let topic = format!("{prefix}.{}.quotes", db.name);
+    wait_records(&topic, 90, |r| r.len() >= 300).await;
+    let taking = "reading from the position Delta holds";
     let (mut a, mut a_log) = spawn_sink();
+    wait_for_log(&a_log, taking, 90).await;
     let (mut b, b_log) = spawn_sink();
     let quotes = format!("{}.quotes", db.name);
     wait_for_lake(&config, &quotes, "id = 300", 90).await;
@@ -201,7 +208,6 @@ async fn two_sinks_in_one_group_one_killed_leave_the_lake_equal() {
         wait_for_any(&config, &quotes, &format!("id > {floor}"), 90).await;
         // the kill lands on a member that owns a table partition, not on one still joining the group
         // (tansu then waits out the dead joiner's session before anyone gets its partitions)
-        let taking = "reading from the position Delta holds";
         wait_for_log(&a_log, taking, 90).await;
         assert_alive(&mut a, "before the kill");
         assert_alive(&mut b, "before the kill");
@@ -271,7 +277,9 @@ impl Drop for SinksOnFailure {
             let log =
                 std::fs::read_to_string(self.logs.join(format!("sink{n}.log"))).unwrap_or_default();
             eprintln!("--- sink{n}.log (pid {pid})");
-            for line in log.lines().filter(|l| !l.contains("librdkafka")) {
+            // librdkafka's own warnings and errors stay: they tell a broker's fault from the sink's
+            let chatter = |l: &&str| l.contains("librdkafka") && l.contains(" INFO ");
+            for line in log.lines().filter(|l| !chatter(l)) {
                 eprintln!("{line}");
             }
         }
@@ -463,35 +471,64 @@ async fn the_sink_checks_expectations_once_per_partition_across_a_crash() {
     stop(publisher, published).await;
 }
 
-/// A sink stopped after commits of 7 records starts again at Delta's position, wherever that falls in
-/// the publisher's record batches, and must take every record from there. On tansu a start inside a
-/// batch skips the rest of it, which the sink detects and reads again (the count of such starts is
-/// printed; whether this run meets one depends on how tansu stored the batches).
+/// tansu, asked to fetch from an offset inside a producer's record batch, skips to the next batch. A sink
+/// killed right after its first 7-record commit leaves Delta's position inside such a batch; the next
+/// sink must notice that its first record is past its start, read the partition from its first offset,
+/// and miss nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sink_restarted_after_small_commits_misses_nothing() {
+async fn a_sink_killed_inside_a_producer_batch_misses_nothing() {
     let db = TestDb::new("ksink_mid").await;
     create_quotes(&db, 3000).await;
     let prefix = unique_prefix("sinkmid");
-    // as in the two-sinks test, where records went missing after a start inside a batch
-    let (config, _) = sink_config(&db, &prefix, "[kafka.producer]\nidempotence = false\n");
+    // one produce request in flight, as in the two-sinks test
+    let (config, path) = sink_config(&db, &prefix, "[kafka.producer]\nidempotence = false\n");
     let (publisher, published) = start_publisher(config.clone()).await;
-    let mut small = config.clone();
-    small.lake.flush_max_rows = 7;
-    let (sink, sunk) = start_sink(small);
+    let small = db.dir.path().join("small.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let limit = "flush_interval_ms = 200\n";
+    assert!(text.contains(limit), "the lake section sets {limit}");
+    // a group of its own: tansu would hold the next member of a group with a dead one back for good
+    // (the two-sinks test meets that too)
+    let small_text = text.replace(limit, &format!("{limit}flush_max_rows = 7\n"))
+        + &format!("[kafka.consumer]\ngroup_id = \"{prefix}.killed\"\n");
+    std::fs::write(&small, small_text).unwrap();
+    let mut first = std::process::Command::new(binary())
+        .args(["sink", "--config"])
+        .arg(&small)
+        .env("BINLAKE_LOG", "warn")
+        .env("BINLAKE_CRASH_AT", binlake::crash::AFTER_KAFKA_SINK_COMMIT)
+        .spawn()
+        .unwrap();
+    let died = wait_exit(&mut first, 90, "the first sink's first commit").await;
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        died.signal(),
+        Some(9),
+        "killed at its crash point: {died:?}"
+    );
     let quotes = format!("{}.quotes", db.name);
-    wait_for_any(&config, &quotes, "id > 0", 90).await;
-    stop_sink(sink, sunk).await;
-    let gaps = || {
-        binlake::observe::METRICS
-            .errors
-            .with_label_values(&["kafka_sink", "start_gap"])
-            .get()
+    let held: u64 = query_cells(&config, &format!("SELECT count(*) FROM {quotes}")).await[0][0]
+        .parse()
+        .unwrap();
+    assert!(
+        (1..3000).contains(&held),
+        "the first commit took a few rows, not all: {held}"
+    );
+    let log = db.dir.path().join("sink0.log");
+    let mut second = spawn_binlake_sink_logged(&path, &log);
+    let _guard = SinksOnFailure {
+        logs: db.dir.path().to_path_buf(),
+        pids: std::sync::Mutex::new(vec![second.id()]),
     };
-    let before = gaps();
-    let (sink, sunk) = start_sink(config.clone());
     catch_up_quotes(&config, &db, 120).await;
-    stop_sink(sink, sunk).await;
-    println!("start gaps met by the second sink: {}", gaps() - before);
+    assert!(signal_and_wait(&mut second, 15).success(), "graceful stop");
     assert_lake_equals_source(&config, &db.name, "quotes").await;
+    // the guard is what this test is about: it must have met the gap (if tansu ever fetches from inside
+    // a batch correctly, this fails and the test needs another way to make a gap)
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("reading it again from its first offset"),
+        "the second sink met no start gap:\n{text}"
+    );
     stop(publisher, published).await;
 }

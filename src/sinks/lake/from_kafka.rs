@@ -520,6 +520,7 @@ impl KafkaLake {
             }
         }
         record_commit(&label, changes.len(), started, p.newest_ts_ms);
+        crate::crash::point(crate::crash::AFTER_KAFKA_SINK_COMMIT);
         let mut committed = vec![];
         let wrote = !changes.is_empty() || p.batch.truncate_seq.is_some();
         for ((t, part), offset) in &p.offsets {

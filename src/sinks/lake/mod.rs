@@ -88,8 +88,10 @@ pub enum LakeError {
     },
     /// The same, with the partition read from its first offset: the records are gone from the topic.
     #[error(
-        "{topic}[{partition}]: Delta holds offsets up to {}, but the topic's records resume at {got}: offsets          {start}..{got} are no longer on the topic (retention shorter than the sink's lag?). Those changes          cannot reach the lake from this topic; keep topics longer than the sink can lag, and start the publisher \
-         over with a fresh snapshot (a tombstone for the connector's key on its offsets topic)",
+        "{topic}[{partition}]: Delta holds offsets up to {}, but the topic's records resume at {got}: offsets \
+         {start}..{got} are no longer on the topic (retention shorter than the sink's lag?). Those changes \
+         cannot reach the lake from this topic; keep topics longer than the sink can lag, and start the \
+         publisher over with a fresh snapshot (a tombstone for the connector's key on its offsets topic)",
         start - 1
     )]
     RecordsGone {

@@ -202,9 +202,6 @@ impl ChangeConsumer {
             })
             .map_err(client)?;
         bind(scram, consumer.client());
-        consumer
-            .subscribe(&[&subscription(&prefix)])
-            .map_err(client)?;
         let dlq = if config.consumer.dlq {
             let context = KafkaContext::new(config, None);
             let scram = context.scram();
@@ -259,6 +256,14 @@ impl ChangeConsumer {
             })
     }
 
+    /// Joins the group on every table topic of the connector. Called after the dead-letter topic exists:
+    /// the subscription matches it, and a topic appearing under a formed group rebalances it.
+    pub fn subscribe(&self) -> Result<(), ConsumeError> {
+        self.consumer
+            .subscribe(&[&subscription(&self.topics.prefix)])
+            .map_err(|e| ConsumeError::Client(e.to_string()))
+    }
+
     /// Topics under the prefix that hold no table's changes.
     pub fn is_bookkeeping(&self, topic: &str) -> bool {
         topic == self.topics.offsets() || topic == self.topics.dead_letters()
@@ -298,6 +303,11 @@ impl ChangeConsumer {
             self.consumer.assign(&tpl)
         };
         done.map_err(|e| ConsumeError::Transient(format!("taking up the assignment: {e}")))?;
+        // librdkafka keeps a partition's application pause across a revocation and a new assignment:
+        // one paused by `restart_assigned` and revoked before its restart would never fetch again
+        self.consumer.resume(&tpl).map_err(|e| {
+            ConsumeError::Transient(format!("resuming the assigned partitions: {e}"))
+        })?;
         let mut r = self.consumer.context().rebalanced.lock().expect("state");
         r.assigned
             .retain(|(t, p)| !starts.iter().any(|(st, sp, _)| st == t && sp == p));
