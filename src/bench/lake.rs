@@ -246,13 +246,28 @@ async fn end_to_end_latency(
             Ok(())
         })
     };
-    tokio::time::sleep(Duration::from_secs(3)).await; // preflight, empty snapshot, stream connected
+    // Start-up is not latency: one row must be in Delta before the clock starts (preflight, the empty
+    // snapshot, and via Kafka the sink's discovery of the table's new topic and its group join).
+    let uri = table_uri(&config.lake, "binlake_bench_e2e", "ticks")?;
+    conn.query_drop("INSERT INTO binlake_bench_e2e.ticks VALUES (1, 'S1', 100.25, NOW(6))")
+        .await?;
+    let warm = Instant::now() + Duration::from_secs(120);
+    while !delta_points(&config, &uri)
+        .await
+        .is_ok_and(|p| p.last().is_some_and(|p| p.0 >= 1))
+    {
+        anyhow::ensure!(
+            Instant::now() < warm,
+            "the first row did not reach Delta within 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Steady writes: a multi-row INSERT every 20 ms; remember when each batch committed.
     let per_tick = (args.rate / 50).max(1);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut commits: Vec<(u64, i64)> = vec![];
-    let mut next = 1u64;
+    let mut next = 2u64;
     let end = Instant::now() + Duration::from_secs(args.seconds);
     while Instant::now() < end {
         tick.tick().await;
@@ -268,26 +283,13 @@ async fn end_to_end_latency(
         commits.push((next - 1, crate::event::calendar::now_ms()));
     }
     let written = next - 1;
-    let rate = written as f64 / args.seconds as f64;
+    let rate = (written - 1) as f64 / args.seconds as f64;
 
     // Visibility of each batch = time of the first Delta commit whose last `_seq` covers it. With an empty
     // snapshot and inserts only, `_seq` equals the id.
-    let uri = table_uri(&config.lake, "binlake_bench_e2e", "ticks")?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let history = loop {
-        let url = deltalake::ensure_table_uri(&uri)?;
-        let t = deltalake::DeltaTable::try_from_url_with_storage_options(
-            url,
-            storage_options(&config.lake),
-        )
-        .await?;
-        use futures_util::TryStreamExt;
-        let infos: Vec<_> = t.history(None).try_collect().await?;
-        let mut points: Vec<(u64, i64)> = infos
-            .iter()
-            .filter_map(|i| Some((i.info.get("binlake.last_seq")?.as_u64()?, i.timestamp?)))
-            .collect();
-        points.sort();
+        let points = delta_points(&config, &uri).await?;
         if points.last().is_some_and(|p| p.0 >= written) || Instant::now() > deadline {
             break points;
         }
@@ -323,4 +325,22 @@ async fn end_to_end_latency(
     );
     conn.query_drop("DROP DATABASE binlake_bench_e2e").await?;
     Ok(())
+}
+
+/// `(binlake.last_seq, commit time in ms)` of every commit of the table, in `_seq` order.
+async fn delta_points(config: &Config, uri: &str) -> anyhow::Result<Vec<(u64, i64)>> {
+    let url = deltalake::ensure_table_uri(uri)?;
+    let t = deltalake::DeltaTable::try_from_url_with_storage_options(
+        url,
+        storage_options(&config.lake),
+    )
+    .await?;
+    use futures_util::TryStreamExt;
+    let infos: Vec<_> = t.history(None).try_collect().await?;
+    let mut points: Vec<(u64, i64)> = infos
+        .iter()
+        .filter_map(|i| Some((i.info.get("binlake.last_seq")?.as_u64()?, i.timestamp?)))
+        .collect();
+    points.sort();
+    Ok(points)
 }
