@@ -147,11 +147,11 @@ impl LakeSink {
                 self.cfg.soft_delete,
             );
             self.ready_rows += 1;
+            self.stats.last_source_ts_ms = self.stats.last_source_ts_ms.max(ev.source.ts_ms);
             self.ready
                 .entry(id)
                 .or_default()
-                .add(&ev, rules, &mut self.ready_bytes);
-            self.stats.last_source_ts_ms = self.stats.last_source_ts_ms.max(ev.source.ts_ms);
+                .add(ev, rules, &mut self.ready_bytes);
         }
         self.publish_buffered();
     }

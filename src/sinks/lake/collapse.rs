@@ -29,6 +29,8 @@ enum Stored<'a> {
     Absent,
     /// A snapshot read says nothing about an older row.
     Unknown,
+    /// The row given with it is the stored row (a delete's before image).
+    Given,
 }
 
 impl TableBatch {
@@ -65,16 +67,14 @@ impl TableBatch {
     }
 
     /// Adds one event: the latest change per key wins, and the first change of each key notes where
-    /// its stored row is.
+    /// its stored row is. The event's images move into the batch (this runs for every change).
     pub fn add(
         &mut self,
-        ev: &ChangeEvent,
+        mut ev: ChangeEvent,
         rules: (Option<&Partitioning>, bool),
         bytes: &mut usize,
     ) {
         self.max_seq = self.max_seq.max(ev.seq);
-        let before = ev.before.as_deref();
-        let stored_before = || before.map_or(Stored::Unknown, Stored::Row);
         match ev.op {
             Op::Truncate if self.blind => {
                 // Kafka: partitions interleave, so changes later than the TRUNCATE may already be here;
@@ -92,23 +92,33 @@ impl TableBatch {
                 self.truncate_seq = Some(ev.seq);
             }
             Op::Update if ev.key_changed() => {
-                let old = before.unwrap_or_default().to_vec();
-                self.put(ev, "d", old, stored_before(), rules, bytes);
-                let after = ev.after.clone().unwrap_or_default();
-                self.put(ev, "u", after, Stored::Absent, rules, bytes);
+                let after = ev.after.take().unwrap_or_default();
+                let old = ev.before.take();
+                let stored = if old.is_some() {
+                    Stored::Given
+                } else {
+                    Stored::Unknown
+                };
+                self.put(&ev, "d", old.unwrap_or_default(), stored, rules, bytes);
+                self.put(&ev, "u", after, Stored::Absent, rules, bytes);
             }
             Op::Insert | Op::Read | Op::Update => {
+                let after = ev.after.take().unwrap_or_default();
                 let stored = match ev.op {
                     Op::Insert => Stored::Absent,
                     Op::Read => Stored::Unknown,
-                    _ => stored_before(),
+                    _ => ev.before.as_deref().map_or(Stored::Unknown, Stored::Row),
                 };
-                let after = ev.after.clone().unwrap_or_default();
-                self.put(ev, ev.op.code(), after, stored, rules, bytes);
+                self.put(&ev, ev.op.code(), after, stored, rules, bytes);
             }
             Op::Delete => {
-                let old = before.unwrap_or_default().to_vec();
-                self.put(ev, "d", old, stored_before(), rules, bytes);
+                let old = ev.before.take();
+                let stored = if old.is_some() {
+                    Stored::Given
+                } else {
+                    Stored::Unknown
+                };
+                self.put(&ev, "d", old.unwrap_or_default(), stored, rules, bytes);
             }
         }
     }
@@ -125,6 +135,7 @@ impl TableBatch {
         }
         let stored_row = match stored {
             Stored::Row(r) => r,
+            Stored::Given => row,
             Stored::Absent if !soft_delete => return,
             // a soft-deleted row of this key may still be stored, in any partition
             Stored::Absent => return self.prior.unknown = true,
@@ -215,7 +226,7 @@ mod tests {
         let mut b = TableBatch::default();
         let mut bytes = 0;
         for e in events {
-            b.add(e, (partitioned.then_some(&p), soft), &mut bytes);
+            b.add(e.clone(), (partitioned.then_some(&p), soft), &mut bytes);
         }
         b
     }
@@ -304,7 +315,7 @@ mod tests {
         };
         let mut bytes = 0;
         for e in &events {
-            b.add(e, (None, false), &mut bytes);
+            b.add(e.clone(), (None, false), &mut bytes);
         }
         let only = b.changes.values().next().unwrap();
         assert_eq!((b.changes.len(), only.seq, only.deleted), (1, 6, true));

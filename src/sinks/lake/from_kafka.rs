@@ -86,6 +86,8 @@ struct PartitionState {
     started_at: Option<i64>,
     /// A record Delta already holds came since the start: the partition was read from before the start.
     saw_written: bool,
+    /// `binlake_kafka_consumed_total` of the partition's topic, looked up once rather than per record.
+    consumed: Option<prometheus::IntCounter>,
 }
 
 #[derive(Default)]
@@ -225,6 +227,11 @@ impl KafkaLake {
                 next_offset,
                 started_at: next_offset,
                 saw_written: false,
+                consumed: Some(
+                    crate::observe::METRICS
+                        .kafka_consumed
+                        .with_label_values(&[&**topic]),
+                ),
             },
         );
         Ok(in_delta)
@@ -297,10 +304,9 @@ impl KafkaLake {
         let Some(table) = state.table.clone() else {
             return Ok(());
         };
-        crate::observe::METRICS
-            .kafka_consumed
-            .with_label_values(&[&*c.topic])
-            .inc();
+        if let Some(consumed) = &state.consumed {
+            consumed.inc();
+        }
         let mut apply = c.event;
         let truncated = self.truncated.entry(c.topic.clone()).or_default();
         if let Some(ev) = &apply {
@@ -348,8 +354,8 @@ impl KafkaLake {
         pending.offsets.insert(key, c.offset);
         pending.batch.origin = Some(c.partition);
         if let Some(ev) = apply {
-            pending.batch.add(&ev, rules, &mut self.bytes);
             pending.newest_ts_ms = pending.newest_ts_ms.max(Some(ev.source.ts_ms));
+            pending.batch.add(ev, rules, &mut self.bytes);
             self.rows += 1;
         }
         let now = Instant::now();
