@@ -33,6 +33,14 @@ enum Stored<'a> {
     Given,
 }
 
+/// The before image, moved out of the event, and what it says about the stored row.
+fn take_before(ev: &mut ChangeEvent) -> (Vec<Value>, Stored<'static>) {
+    match ev.before.take() {
+        Some(row) => (row, Stored::Given),
+        None => (vec![], Stored::Unknown),
+    }
+}
+
 impl TableBatch {
     fn put(
         &mut self,
@@ -93,13 +101,8 @@ impl TableBatch {
             }
             Op::Update if ev.key_changed() => {
                 let after = ev.after.take().unwrap_or_default();
-                let old = ev.before.take();
-                let stored = if old.is_some() {
-                    Stored::Given
-                } else {
-                    Stored::Unknown
-                };
-                self.put(&ev, "d", old.unwrap_or_default(), stored, rules, bytes);
+                let (old, stored) = take_before(&mut ev);
+                self.put(&ev, "d", old, stored, rules, bytes);
                 self.put(&ev, "u", after, Stored::Absent, rules, bytes);
             }
             Op::Insert | Op::Read | Op::Update => {
@@ -112,13 +115,8 @@ impl TableBatch {
                 self.put(&ev, ev.op.code(), after, stored, rules, bytes);
             }
             Op::Delete => {
-                let old = ev.before.take();
-                let stored = if old.is_some() {
-                    Stored::Given
-                } else {
-                    Stored::Unknown
-                };
-                self.put(&ev, "d", old.unwrap_or_default(), stored, rules, bytes);
+                let (old, stored) = take_before(&mut ev);
+                self.put(&ev, "d", old, stored, rules, bytes);
             }
         }
     }
