@@ -128,14 +128,34 @@ pub async fn run_source(
             Err(e) => return Err(e),
         }
     }
-    // schemas may have changed while the snapshot ran
-    let mut conn = connect(src).await?;
-    let tables: Vec<CapturedTable> = load_tables(&mut conn, &filter, &src.keys, None)
-        .await?
+    // schemas may have changed while the snapshot ran; a connection lost here is retried like one lost
+    // in the snapshot or the stream (a test killed it right after the snapshot, and the process exited)
+    let schemas = loop {
+        let loaded = async {
+            let mut conn = connect(src).await?;
+            load_tables(&mut conn, &filter, &src.keys, None).await
+        }
+        .await;
+        match loaded {
+            Ok(schemas) => break schemas,
+            Err(e) if e.is_transient() && !cancel.is_cancelled() => {
+                let wait = backoff
+                    .next_delay()
+                    .unwrap_or(std::time::Duration::from_secs(src.max_backoff_secs));
+                crate::observe::error("source", "transient");
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "reading the table schemas after the snapshot; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = cancel.cancelled() => return Ok(()),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let tables: Vec<CapturedTable> = schemas
         .into_values()
         .map(|s| CapturedTable::new(s, &filter))
         .collect::<Result<_, _>>()?;
-    drop(conn);
 
     let opts = DecoderOptions {
         filter: filter.clone(),
