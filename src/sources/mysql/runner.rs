@@ -115,14 +115,9 @@ pub async fn run_source(
             Ok(false) => return Ok(()),
             // resumes after the last chunk handed downstream, in a new snapshot session
             Err(e) if e.is_transient() && !cancel.is_cancelled() => {
-                let wait = backoff
-                    .next_delay()
-                    .unwrap_or(std::time::Duration::from_secs(src.max_backoff_secs));
-                crate::observe::error("source", "transient");
-                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "snapshot interrupted; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = cancel.cancelled() => return Ok(()),
+                let what = "snapshot interrupted; retrying";
+                if !wait_to_retry(&e, what, &mut backoff, src.max_backoff_secs, &cancel).await {
+                    return Ok(());
                 }
             }
             Err(e) => return Err(e),
@@ -139,14 +134,9 @@ pub async fn run_source(
         match loaded {
             Ok(schemas) => break schemas,
             Err(e) if e.is_transient() && !cancel.is_cancelled() => {
-                let wait = backoff
-                    .next_delay()
-                    .unwrap_or(std::time::Duration::from_secs(src.max_backoff_secs));
-                crate::observe::error("source", "transient");
-                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "reading the table schemas after the snapshot; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = cancel.cancelled() => return Ok(()),
+                let what = "reading the table schemas after the snapshot; retrying";
+                if !wait_to_retry(&e, what, &mut backoff, src.max_backoff_secs, &cancel).await {
+                    return Ok(());
                 }
             }
             Err(e) => return Err(e),
@@ -166,4 +156,23 @@ pub async fn run_source(
     };
     let mut decoder = BinlogDecoder::new(opts, &checkpoint, info.flavor == Flavor::MariaDb, tables);
     run_stream(src, &filter, &mut decoder, &tx, &cancel, identity).await
+}
+
+/// Counts and logs a transient error, then waits out the backoff; false when cancelled meanwhile.
+async fn wait_to_retry(
+    e: &SourceError,
+    what: &str,
+    backoff: &mut crate::retry::Backoff,
+    max_backoff_secs: u64,
+    cancel: &CancellationToken,
+) -> bool {
+    let wait = backoff
+        .next_delay()
+        .unwrap_or(std::time::Duration::from_secs(max_backoff_secs));
+    crate::observe::error("source", "transient");
+    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "{what}");
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => true,
+        _ = cancel.cancelled() => false,
+    }
 }
