@@ -8,8 +8,10 @@ use crate::config::Config;
 use crate::retry::Backoff;
 use crate::sinks::lake::from_kafka::{Flushed, KafkaLake};
 use crate::sinks::lake::LakeError;
-use crate::sources::kafka::consumer::{ChangeConsumer, Rebalanced};
+use crate::sources::kafka::consumer::{ChangeConsumer, Consumed, Rebalanced};
 use crate::sources::kafka::ConsumeError;
+use futures_util::FutureExt;
+use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use rdkafka::Offset;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +22,10 @@ mod writer;
 
 /// How often the loop checks whether a batch is due when no record arrives.
 const TICK: Duration = Duration::from_millis(100);
+
+/// Records taken in one turn of the loop while librdkafka has them ready; cancellation, a landed flush
+/// and the tick are looked at between turns.
+const DRAIN: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -72,23 +78,25 @@ pub async fn run_with_alerts(
             // only the receive is raced: reading the record (schema lookups, the DLQ) must not be cut off;
             // while a flush commits, records are read into a hold as large as one batch
             m = consumer.recv(), if !lake.hold_full() => match m {
-                Ok(m) => async {
-                    // A rebalance happens inside the receive: settle it before the record counts. A record
-                    // of a partition started just now was fetched before the start, which delivers it
-                    // again if it is still due; taken now, a later offset could go ahead of a gap.
-                    let started = if consumer.rebalance_pending() {
-                        land(&consumer, &mut lake).await?;
-                        rebalance(&mut consumer, lake.idle_mut().expect("landed")).await?
-                    } else {
-                        vec![]
-                    };
-                    if started.iter().any(|(t, p)| t == rdkafka::Message::topic(&m) && *p == rdkafka::Message::partition(&m)) {
-                        return Ok(());
-                    }
-                    let c = consumer.read(m).await?;
-                    lake.accept(c).await?;
-                    Ok(())
-                }.await,
+                Ok(m) => {
+                    let first = read_in_place(&consumer, m);
+                    async {
+                        let mut next = Some(first);
+                        let mut taken = 0;
+                        while let Some(record) = next.take() {
+                            match record {
+                                Ok(c) => lake.accept(c)?,
+                                Err(m) => read_copied(&mut consumer, &mut lake, m).await?,
+                            }
+                            taken += 1;
+                            // what is ready now is taken without a turn of the loop, up to a bound
+                            if taken < DRAIN && !lake.hold_full() {
+                                next = ready_record(&consumer)?;
+                            }
+                        }
+                        Ok(())
+                    }.await
+                }
                 Err(e) => Err(e.into()),
             },
             landed = lake.flushing() => async {
@@ -147,6 +155,58 @@ pub async fn run_with_alerts(
     let flushed = lake.idle_mut().expect("landed").flush().await?;
     consumer.commit(&flushed.committed);
     tracing::info!("kafka sink stopped; buffered records committed");
+    Ok(())
+}
+
+/// A received record read where librdkafka holds it (nearly every one), or copied out (`Err`) when it
+/// takes waits the borrowed record cannot be held across: a rebalance to settle first, a schema to
+/// read, a dead letter to send.
+fn read_in_place(
+    consumer: &ChangeConsumer,
+    m: BorrowedMessage<'_>,
+) -> Result<Consumed, OwnedMessage> {
+    let ready = if consumer.rebalance_pending() {
+        None
+    } else {
+        consumer.read_now(&m)
+    };
+    ready.ok_or_else(|| m.detach())
+}
+
+/// The next record if librdkafka has one ready now, read as `read_in_place` does.
+fn ready_record(
+    consumer: &ChangeConsumer,
+) -> Result<Option<Result<Consumed, OwnedMessage>>, IngestError> {
+    match consumer.recv().now_or_never() {
+        None => Ok(None),
+        Some(m) => Ok(Some(read_in_place(consumer, m?))),
+    }
+}
+
+/// A record copied out of librdkafka: a rebalance is settled before it counts, and it is read with
+/// whatever waits that takes.
+async fn read_copied(
+    consumer: &mut ChangeConsumer,
+    lake: &mut Writer,
+    m: OwnedMessage,
+) -> Result<(), IngestError> {
+    // A rebalance happens inside the receive: settle it before the record counts. A record of a
+    // partition started just now was fetched before the start, which delivers it again if it is still
+    // due; taken now, a later offset could go ahead of a gap.
+    let started = if consumer.rebalance_pending() {
+        land(consumer, lake).await?;
+        rebalance(consumer, lake.idle_mut().expect("landed")).await?
+    } else {
+        vec![]
+    };
+    if started
+        .iter()
+        .any(|(t, p)| t == m.topic() && *p == m.partition())
+    {
+        return Ok(());
+    }
+    let c = consumer.read(m).await?;
+    lake.accept(c)?;
     Ok(())
 }
 
@@ -243,6 +303,6 @@ async fn settle(
             .start_offset(topic, *partition, *in_delta);
         consumer.start_at(topic, *partition, at).await?;
     }
-    lake.release_held(&flushed.reread).await?;
+    lake.release_held(&flushed.reread)?;
     Ok(())
 }

@@ -74,6 +74,98 @@ impl Value {
     }
 
     /// Memory this value takes, roughly: what byte limits on buffers count.
+    /// Appends a self-delimiting encoding of the value (a tag, then fixed-width or length-prefixed
+    /// content): a sequence of values written this way identifies them.
+    pub fn write_key(&self, out: &mut Vec<u8>) {
+        fn text(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+            out.push(tag);
+            out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            out.extend_from_slice(bytes);
+        }
+        match self {
+            Value::Null => out.push(0),
+            Value::Absent => out.push(1),
+            Value::Int(v) => {
+                out.push(2);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            Value::UInt(v) => {
+                out.push(3);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            Value::Float(v) => {
+                out.push(4);
+                out.extend_from_slice(&v.to_bits().to_le_bytes());
+            }
+            Value::Double(v) => {
+                out.push(5);
+                out.extend_from_slice(&v.to_bits().to_le_bytes());
+            }
+            Value::Decimal(s) => text(out, 6, s.as_bytes()),
+            Value::Date { year, month, day } => {
+                out.push(7);
+                out.extend_from_slice(&year.to_le_bytes());
+                out.extend_from_slice(&[*month, *day]);
+            }
+            Value::DateTime {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                micros,
+            } => {
+                out.push(8);
+                out.extend_from_slice(&year.to_le_bytes());
+                out.extend_from_slice(&[*month, *day, *hour, *minute, *second]);
+                out.extend_from_slice(&micros.to_le_bytes());
+            }
+            Value::Timestamp { secs, micros } => {
+                out.push(9);
+                out.extend_from_slice(&secs.to_le_bytes());
+                out.extend_from_slice(&micros.to_le_bytes());
+            }
+            Value::Time {
+                negative,
+                hours,
+                minutes,
+                seconds,
+                micros,
+            } => {
+                out.extend_from_slice(&[10, *negative as u8]);
+                out.extend_from_slice(&hours.to_le_bytes());
+                out.extend_from_slice(&[*minutes, *seconds]);
+                out.extend_from_slice(&micros.to_le_bytes());
+            }
+            Value::Year(y) => {
+                out.push(11);
+                out.extend_from_slice(&y.to_le_bytes());
+            }
+            Value::Bit(v) => {
+                out.push(12);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            Value::Enum(s) => text(out, 13, s.as_bytes()),
+            Value::Set(s) => text(out, 14, s.as_bytes()),
+            Value::String(s) => text(out, 15, s.as_bytes()),
+            Value::Bytes(b) => text(out, 16, b),
+            Value::Json(s) => text(out, 17, s.as_bytes()),
+            Value::Geometry { srid, wkb } => {
+                out.push(18);
+                out.extend_from_slice(&srid.to_le_bytes());
+                text(out, 18, wkb);
+            }
+            Value::Vector(v) => {
+                out.push(19);
+                out.extend_from_slice(&(v.len() as u64).to_le_bytes());
+                for f in v {
+                    out.extend_from_slice(&f.to_bits().to_le_bytes());
+                }
+            }
+        }
+    }
+
     pub fn approx_bytes(&self) -> usize {
         let inline = std::mem::size_of::<Value>();
         match self {
@@ -300,6 +392,21 @@ impl TableSchema {
             .map(|&i| row.get(i).cloned().unwrap_or(Value::Absent))
             .collect()
     }
+
+    /// The key of `row` as bytes that are equal exactly when the key values are: batches collapse the
+    /// changes of one key by it (this runs for every change, so it writes bytes without cloning values).
+    pub fn key_bytes(&self, row: &[Value]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * self.key.len());
+        for &i in &self.key {
+            row.get(i).unwrap_or(&Value::Absent).write_key(&mut out);
+        }
+        out
+    }
+
+    /// Whether two images of this table hold the same key.
+    pub fn same_key(&self, a: &[Value], b: &[Value]) -> bool {
+        self.key.iter().all(|&i| a.get(i) == b.get(i))
+    }
 }
 
 /// A table: database and table name, case as the server reports it. Written `db.table`; a part that holds
@@ -489,6 +596,17 @@ pub struct ChangeEvent {
 
 impl ChangeEvent {
     /// Memory this event takes, roughly (both row images and the fixed part).
+    /// The bytes its row images add to a lake batch, as the batch counts them against
+    /// `lake.flush_max_bytes` (a key adds a few more).
+    pub fn image_bytes(&self) -> usize {
+        [&self.before, &self.after]
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r.iter())
+            .map(Value::approx_bytes)
+            .sum()
+    }
+
     pub fn approx_bytes(&self) -> usize {
         let row = |r: &Option<Row>| {
             r.as_ref()
@@ -504,9 +622,7 @@ impl ChangeEvent {
     /// True when an update changed the key: consumers must delete the old key and write the new one.
     pub fn key_changed(&self) -> bool {
         match (&self.before, &self.after) {
-            (Some(b), Some(a)) if self.op == Op::Update => {
-                self.schema.key_of(b) != self.schema.key_of(a)
-            }
+            (Some(b), Some(a)) if self.op == Op::Update => !self.schema.same_key(b, a),
             _ => false,
         }
     }
@@ -547,6 +663,60 @@ pub enum SourceMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Key bytes are equal exactly when the key values are: lengths delimit texts, tags delimit types.
+    #[test]
+    fn key_bytes_identify_the_key_values() {
+        let schema = TableSchema {
+            database: "d".into(),
+            table: "t".into(),
+            columns: vec![
+                ColumnSchema::new("a", ColumnKind::Text),
+                ColumnSchema::new("note", ColumnKind::Text),
+                ColumnSchema::new("b", ColumnKind::Text),
+            ],
+            key: vec![0, 2],
+            version: 1,
+        };
+        let row = |a: Value, b: Value| vec![a, Value::String("not in the key".into()), b];
+        let s = |t: &str| Value::String(t.into());
+        let same = [
+            (row(s("ab"), s("c")), row(s("ab"), s("c"))),
+            (
+                row(Value::Int(1), Value::Null),
+                row(Value::Int(1), Value::Null),
+            ),
+        ];
+        for (x, y) in &same {
+            assert_eq!(schema.key_bytes(x), schema.key_bytes(y));
+            assert!(schema.same_key(x, y));
+        }
+        let mut other = row(s("ab"), s("c"));
+        other[1] = Value::Null;
+        assert_eq!(schema.key_bytes(&other), schema.key_bytes(&same[0].0));
+        let different = [
+            (row(s("ab"), s("c")), row(s("a"), s("bc"))),
+            (
+                row(Value::Int(1), Value::Null),
+                row(Value::UInt(1), Value::Null),
+            ),
+            (
+                row(Value::Null, Value::Null),
+                row(Value::Absent, Value::Null),
+            ),
+            (
+                row(s("1"), Value::Null),
+                row(Value::Decimal("1".into()), Value::Null),
+            ),
+            (
+                row(Value::Double(0.0), Value::Null),
+                row(Value::Double(-0.0), Value::Null),
+            ),
+        ];
+        for (x, y) in &different {
+            assert_ne!(schema.key_bytes(x), schema.key_bytes(y), "{x:?} vs {y:?}");
+        }
+    }
 
     #[test]
     fn decimal_order_is_numeric() {

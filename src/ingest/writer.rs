@@ -13,8 +13,10 @@ use tokio::task::{JoinError, JoinHandle};
 
 pub type Landed = Result<(KafkaLake, Result<Flushed, LakeError>), JoinError>;
 
-/// Bytes counted per held record besides its event (topic, offsets, the vector slot).
-const RECORD_OVERHEAD: usize = 64;
+/// Bytes counted per held record besides its row images: about what its key adds to a batch. The hold
+/// counts in the batch's own measure, so that it holds a whole batch: when the flush under way lands,
+/// the held records make the next batch due at once and the next flush overlaps decoding again.
+const RECORD_OVERHEAD: usize = 16;
 
 pub struct Writer {
     /// The lake, while no flush is under way.
@@ -50,15 +52,15 @@ impl Writer {
     }
 
     /// Gives the record to the lake, or holds it while a flush runs; starts a flush when one is due.
-    pub async fn accept(&mut self, c: Consumed) -> Result<(), LakeError> {
+    pub fn accept(&mut self, c: Consumed) -> Result<(), LakeError> {
         match &mut self.idle {
             Some(lake) => {
-                lake.accept(c).await?;
+                lake.accept(c)?;
                 self.flush_if_due();
             }
             None => {
                 self.held_bytes +=
-                    RECORD_OVERHEAD + c.event.as_ref().map_or(0, |e| e.approx_bytes());
+                    RECORD_OVERHEAD + c.event.as_ref().map_or(0, |e| e.image_bytes());
                 self.held.push(c);
             }
         }
@@ -71,6 +73,7 @@ impl Writer {
             return;
         }
         let mut lake = self.idle.take().expect("checked above");
+        tracing::debug!("flush started");
         self.flight = Some(tokio::spawn(async move {
             let flushed = lake.flush().await;
             (lake, flushed)
@@ -97,6 +100,7 @@ impl Writer {
     /// Takes the lake back from a finished flush. The held records stay held until `release_held`.
     pub fn landed(&mut self, landed: Landed) -> Result<Flushed, LakeError> {
         self.flight = None;
+        tracing::debug!(held = self.held.len(), "flush landed");
         let (lake, flushed) = landed
             .map_err(|e| LakeError::Definite(format!("the flush task ended abnormally: {e}")))?;
         self.idle = Some(lake);
@@ -105,21 +109,23 @@ impl Writer {
 
     /// Hands the held records to the lake, except those of partitions about to be read again from
     /// Delta's position (the seek delivers them again).
-    pub async fn release_held(
+    pub fn release_held(
         &mut self,
         reread: &[(Arc<str>, i32, Option<i64>)],
     ) -> Result<(), LakeError> {
         let lake = self.idle.as_mut().expect("released after landing");
         self.held_bytes = 0;
-        for c in std::mem::take(&mut self.held) {
+        // drained, not replaced: the hold keeps its capacity for the next flush
+        for c in self.held.drain(..) {
             if reread
                 .iter()
                 .any(|(t, p, _)| *t == c.topic && *p == c.partition)
             {
                 continue;
             }
-            lake.accept(c).await?;
+            lake.accept(c)?;
         }
+        tracing::debug!("held records released");
         self.flush_if_due();
         Ok(())
     }

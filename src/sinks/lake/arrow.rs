@@ -104,13 +104,29 @@ pub fn decimal_to_i128(text: &str, scale: i8) -> Option<i128> {
     if frac.len() > scale {
         return None;
     }
+    // digits gathered 18 at a time in a u64 (cannot overflow), then folded into the i128: one checked
+    // 128-bit step per 18 digits rather than per digit (this runs for every decimal in every batch)
     let mut v: i128 = 0;
-    for c in int
-        .chars()
-        .chain(frac.chars())
-        .chain(std::iter::repeat_n('0', scale - frac.len()))
+    let (mut chunk, mut chunk_digits) = (0u64, 0u32);
+    for b in int
+        .bytes()
+        .chain(frac.bytes())
+        .chain(std::iter::repeat_n(b'0', scale - frac.len()))
     {
-        v = v.checked_mul(10)?.checked_add(c.to_digit(10)? as i128)?;
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        chunk = chunk * 10 + u64::from(b - b'0');
+        chunk_digits += 1;
+        if chunk_digits == 18 {
+            v = v.checked_mul(10i128.pow(18))?.checked_add(chunk as i128)?;
+            (chunk, chunk_digits) = (0, 0);
+        }
+    }
+    if chunk_digits > 0 {
+        v = v
+            .checked_mul(10i128.pow(chunk_digits))?
+            .checked_add(chunk as i128)?;
     }
     Some(if neg { -v } else { v })
 }
@@ -345,6 +361,25 @@ mod tests {
             Some(18446744073709551615)
         );
         assert_eq!(decimal_to_i128("1.234", 2), None);
+        // across the 18-digit chunks, up to the largest DECIMAL(38) and one digit past it
+        let nines = "9".repeat(38);
+        assert_eq!(decimal_to_i128(&nines, 0), Some(10i128.pow(38) - 1));
+        assert_eq!(
+            decimal_to_i128(&format!("-{}.{}", &nines[..20], &nines[..18]), 18),
+            Some(-(10i128.pow(38) - 1))
+        );
+        assert_eq!(decimal_to_i128(&"9".repeat(39), 0), None);
+        assert_eq!(
+            decimal_to_i128("170141183460469231731687303715884105727", 0),
+            Some(i128::MAX)
+        );
+        assert_eq!(
+            decimal_to_i128("123456789012345678.9", 3),
+            Some(123_456_789_012_345_678_900)
+        );
+        assert_eq!(decimal_to_i128("0.05", 4), Some(500));
+        assert_eq!(decimal_to_i128("1e5", 0), None);
+        assert_eq!(decimal_to_i128("+1", 0), None);
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 #[derive(Default)]
 pub struct TableBatch {
-    /// Key (serialized) → latest change in this batch.
-    pub changes: HashMap<Vec<u8>, KeyChange>,
+    /// Key (`TableSchema::key_bytes`) → latest change in this batch.
+    pub changes: HashMap<Vec<u8>, KeyChange, foldhash::fast::RandomState>,
     /// A TRUNCATE in this batch: earlier changes were discarded; it is applied before `changes`.
     pub truncate_seq: Option<u64>,
     pub max_seq: u64,
@@ -51,7 +51,7 @@ impl TableBatch {
         rules: (Option<&Partitioning>, bool),
         bytes: &mut usize,
     ) {
-        let key = serde_json::to_vec(&ev.schema.key_of(&row)).expect("values serialize");
+        let key = ev.schema.key_bytes(&row);
         match self.changes.get(&key) {
             // the first change of a key in the batch is the one that knows the stored row
             None => self.note_stored(&ev.schema, &row, stored, rules),

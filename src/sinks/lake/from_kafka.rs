@@ -37,6 +37,9 @@ const CAUGHT_UP_AFTER: Duration = Duration::from_millis(100);
 
 type Partition = (Arc<str>, i32);
 
+/// The maps looked up for every record: a fast hasher (their keys are the process's own topics and tables).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// What the sink holds uncommitted.
 struct Buffered {
     rows: usize,
@@ -109,12 +112,12 @@ pub struct Flushed {
 
 pub struct KafkaLake {
     tables: Tables,
-    partitions: HashMap<Partition, PartitionState>,
+    partitions: FastMap<Partition, PartitionState>,
     /// `_seq` high-water marks outlive a revocation: a stale one only skips less.
     seq_marks: HashMap<Partition, u64>,
     /// Per table topic, the `_seq` of the last TRUNCATE (Delta's, then what this process buffered).
-    truncated: HashMap<Arc<str>, u64>,
-    pending: HashMap<TableId, Pending>,
+    truncated: FastMap<Arc<str>, u64>,
+    pending: FastMap<TableId, Pending>,
     rows: usize,
     bytes: usize,
     first_buffered: Option<Instant>,
@@ -140,10 +143,10 @@ impl KafkaLake {
         KafkaLake {
             quality: QualityGate::new(cfg, quality, connector).await,
             tables: Tables::new(cfg, connector).await,
-            partitions: HashMap::new(),
+            partitions: FastMap::default(),
             seq_marks: HashMap::new(),
-            truncated: HashMap::new(),
-            pending: HashMap::new(),
+            truncated: FastMap::default(),
+            pending: FastMap::default(),
             rows: 0,
             bytes: 0,
             first_buffered: None,
@@ -239,7 +242,7 @@ impl KafkaLake {
 
     /// Takes one record. Records of partitions not sought (`position`) are ignored: they belong to an
     /// assignment this process no longer has.
-    pub async fn accept(&mut self, c: Consumed) -> Result<(), LakeError> {
+    pub fn accept(&mut self, c: Consumed) -> Result<(), LakeError> {
         let key = (c.topic.clone(), c.partition);
         let Some(state) = self.partitions.get_mut(&key) else {
             return Ok(());
@@ -301,14 +304,17 @@ impl KafkaLake {
             }
         }
         state.next_offset = Some(c.offset + 1);
-        let Some(table) = state.table.clone() else {
+        let Some(table) = state.table.as_ref() else {
             return Ok(());
         };
         if let Some(consumed) = &state.consumed {
             consumed.inc();
         }
         let mut apply = c.event;
-        let truncated = self.truncated.entry(c.topic.clone()).or_default();
+        if !self.truncated.contains_key(&c.topic) {
+            self.truncated.insert(c.topic.clone(), 0);
+        }
+        let truncated = self.truncated.get_mut(&c.topic).expect("inserted above");
         if let Some(ev) = &apply {
             if ev.seq < *truncated {
                 apply = None; // older than a TRUNCATE already taken
@@ -344,14 +350,21 @@ impl KafkaLake {
             // the table was opened when the partition was sought; newer schemas are applied at the commit
         }
         let rules = (
-            self.tables
-                .get(&table)
-                .and_then(|t| t.partitioning.as_ref()),
+            self.tables.get(table).and_then(|t| t.partitioning.as_ref()),
             self.tables.cfg.soft_delete,
         );
-        let pending = self.pending.entry(table).or_default();
+        // looked up before inserting: a table id is two strings to copy, and it is nearly always there
+        if !self.pending.contains_key(table) {
+            self.pending.insert(table.clone(), Pending::default());
+        }
+        let pending = self.pending.get_mut(table).expect("inserted above");
         pending.batch.blind = true;
-        pending.offsets.insert(key, c.offset);
+        match pending.offsets.get_mut(&key) {
+            Some(last) => *last = c.offset,
+            None => {
+                pending.offsets.insert(key, c.offset);
+            }
+        }
         pending.batch.origin = Some(c.partition);
         if let Some(ev) = apply {
             pending.newest_ts_ms = pending.newest_ts_ms.max(Some(ev.source.ts_ms));
@@ -485,6 +498,7 @@ impl KafkaLake {
                     return Ok(None);
                 }
                 let rows = table.prepare(&changes)?;
+                tracing::debug!(table = %id, rows = changes.len(), "batch prepared for the merge");
                 if self.quality.watches(id) {
                     let (meta, key) = (&table.meta, &table.key);
                     self.quality
@@ -526,6 +540,7 @@ impl KafkaLake {
             }
         }
         record_commit(&label, changes.len(), started, p.newest_ts_ms);
+        tracing::debug!(table = %id, rows = changes.len(), "batch committed");
         crate::crash::point(crate::crash::AFTER_KAFKA_SINK_COMMIT);
         let mut committed = vec![];
         let wrote = !changes.is_empty() || p.batch.truncate_seq.is_some();

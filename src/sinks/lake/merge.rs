@@ -188,10 +188,16 @@ impl LakeTable {
                     .collect()
             });
         }
+        // looked up once per row, not once per row and column
+        let row_positions: Vec<&[Option<usize>]> = changes
+            .iter()
+            .map(|ch| positions[&Arc::as_ptr(&ch.schema)].as_slice())
+            .collect();
         for (ci, (name, ty)) in self.columns.iter().enumerate() {
             let values: Vec<Option<&Value>> = changes
                 .iter()
-                .map(|ch| positions[&Arc::as_ptr(&ch.schema)][ci].and_then(|i| ch.row.get(i)))
+                .zip(&row_positions)
+                .map(|(ch, at)| at[ci].and_then(|i| ch.row.get(i)))
                 .zip(changes)
                 // a hard delete only needs the key
                 .map(|(v, ch)| {

@@ -17,7 +17,8 @@ pub struct Tables {
     pub connector: String,
     pub storage: HashMap<String, String>,
     catalog: Option<GlueCatalog>,
-    open: HashMap<TableId, LakeTable>,
+    /// Looked up for every record the sink takes: a fast hasher.
+    open: HashMap<TableId, LakeTable, foldhash::fast::RandomState>,
 }
 
 impl Tables {
@@ -31,7 +32,7 @@ impl Tables {
             storage: storage_options(cfg),
             cfg: cfg.clone(),
             connector: connector.to_string(),
-            open: HashMap::new(),
+            open: HashMap::default(),
         }
     }
 

@@ -17,7 +17,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
 };
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
@@ -430,13 +430,39 @@ impl ChangeConsumer {
         }
     }
 
-    /// The next record as it is on the broker. Cancel-safe: a record is only taken once this returns.
-    pub async fn recv(&self) -> Result<OwnedMessage, ConsumeError> {
+    /// The next record, borrowed from the consumer until dropped. Cancel-safe: a record is only taken
+    /// once this returns.
+    pub async fn recv(&self) -> Result<BorrowedMessage<'_>, ConsumeError> {
         self.consumer
             .recv()
             .await
-            .map(|m| m.detach())
             .map_err(|e| ConsumeError::Transient(e.to_string()))
+    }
+
+    /// Reads a record in place when nothing has to be waited for or sent: a tombstone of a table topic,
+    /// or a record whose schema is known and that decodes. `None`: it takes `read` (a bookkeeping topic,
+    /// a schema not read yet, a record for the dead-letter topic). This is the path of nearly every
+    /// record, and it copies none.
+    pub fn read_now<M: Message>(&self, msg: &M) -> Option<Consumed> {
+        let (partition, offset) = (msg.partition(), msg.offset());
+        let Some(payload) = msg.payload() else {
+            let topic = self.schemas.known_topic(msg.topic())?.clone();
+            return Some(Consumed {
+                topic,
+                partition,
+                offset,
+                event: None,
+            });
+        };
+        let (seq, version) = record_headers(msg).ok()?;
+        let (topic, schema) = self.schemas.cached(msg.topic(), version)?;
+        let event = read_change(schema, payload, seq, self.encoding, self.modes).ok()?;
+        Some(Consumed {
+            topic: topic.clone(),
+            partition,
+            offset,
+            event: Some(event),
+        })
     }
 
     /// A record read back into its change event; one that cannot be read goes to the dead-letter topic
@@ -489,20 +515,7 @@ impl ChangeConsumer {
     }
 
     async fn decode(&mut self, msg: &OwnedMessage) -> Result<ChangeEvent, Undecodable> {
-        let header = |name: &str| -> Option<&str> {
-            msg.headers()?
-                .iter()
-                .find(|h| h.key == name)
-                .and_then(|h| std::str::from_utf8(h.value?).ok())
-        };
-        let seq = header("binlake.seq")
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| poison("no numeric binlake.seq header: not published by binlake"))?;
-        let version = header("binlake.schema_version")
-            .and_then(|s| s.parse::<u32>().ok())
-            .ok_or_else(|| {
-                poison("no numeric binlake.schema_version header: not published by binlake")
-            })?;
+        let (seq, version) = record_headers(msg).map_err(poison)?;
         let schema = match self.schemas.get(msg.topic(), version).await {
             Ok(s) => s,
             // the record names a schema the publisher never wrote: this record is the problem
@@ -518,6 +531,23 @@ impl ChangeConsumer {
         )
         .map_err(|e| poison(&format!("{e} (kafka.encoding is {:?})", self.encoding)))
     }
+}
+
+/// A binlake record's `binlake.seq` and `binlake.schema_version` headers.
+fn record_headers<M: Message>(msg: &M) -> Result<(u64, u32), &'static str> {
+    let header = |name: &str| -> Option<&str> {
+        msg.headers()?
+            .iter()
+            .find(|h| h.key == name)
+            .and_then(|h| std::str::from_utf8(h.value?).ok())
+    };
+    let seq = header("binlake.seq")
+        .and_then(|s| s.parse().ok())
+        .ok_or("no numeric binlake.seq header: not published by binlake")?;
+    let version = header("binlake.schema_version")
+        .and_then(|s| s.parse().ok())
+        .ok_or("no numeric binlake.schema_version header: not published by binlake")?;
+    Ok((seq, version))
 }
 
 enum Undecodable {

@@ -2,12 +2,11 @@
 //! block) in either encoding, the table's schema from the schema-change topic, `_seq` from the
 //! `binlake.seq` header.
 
-use super::values::{read_value, ValueError};
+use super::values::{read_value, Cell, ValueError};
 use crate::config::kafka::Encoding;
 use crate::event::{BinlogPosition, ChangeEvent, EventSource, Op, Row, TableSchema, Value};
 use crate::sinks::kafka::debezium::Modes;
 use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
-use serde_json::Value as Json;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -70,8 +69,8 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                 continue;
             };
             next = at + 1;
-            let json: Json = map.next_value()?;
-            row[at] = read_value(&columns[at], &json, self.0.encoding, self.0.modes)
+            let cell: Cell<'de> = map.next_value()?;
+            row[at] = read_value(&columns[at], &cell, self.0.encoding, self.0.modes)
                 .map_err(A::Error::custom)?;
         }
         Ok(Some(row))
@@ -83,21 +82,27 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
 #[derive(serde::Deserialize, Default)]
 #[serde(default)]
 struct SourceJson<'a> {
-    server_id: Json,
+    #[serde(borrow)]
+    server_id: Cell<'a>,
     #[serde(borrow)]
     file: Option<Cow<'a, str>>,
-    pos: Json,
-    row: Json,
+    #[serde(borrow)]
+    pos: Cell<'a>,
+    #[serde(borrow)]
+    row: Cell<'a>,
     #[serde(borrow)]
     gtid: Option<Cow<'a, str>>,
-    ts_ms: Json,
-    snapshot: Json,
+    #[serde(borrow)]
+    ts_ms: Cell<'a>,
+    #[serde(borrow)]
+    snapshot: Cell<'a>,
 }
 
 #[derive(serde::Deserialize, Default)]
 #[serde(default)]
-struct TransactionJson {
-    total_order: Json,
+struct TransactionJson<'a> {
+    #[serde(borrow)]
+    total_order: Cell<'a>,
 }
 
 /// An envelope's fields as read; with JsonConverter's schema block, the `payload` holds them.
@@ -166,7 +171,7 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
                     });
                 }
                 "transaction" => {
-                    let tx: Option<TransactionJson> = map.next_value()?;
+                    let tx: Option<TransactionJson<'de>> = map.next_value()?;
                     p.tx_order = tx.and_then(|t| t.total_order.as_u64()).unwrap_or(0);
                 }
                 "schema" => {

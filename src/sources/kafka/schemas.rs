@@ -19,7 +19,7 @@ pub struct SchemaLog {
     topic: String,
     topics: Topics,
     /// Table topic → schema version → schema.
-    by_topic: HashMap<String, BTreeMap<u32, Arc<TableSchema>>>,
+    by_topic: HashMap<Arc<str>, BTreeMap<u32, Arc<TableSchema>>>,
     wait: Duration,
 }
 
@@ -49,6 +49,17 @@ impl SchemaLog {
             by_topic: HashMap::new(),
             wait: Duration::from_secs(config.consumer.schema_wait_secs),
         })
+    }
+
+    /// The topic's name as shared with its records, if a schema of it was read.
+    pub fn known_topic(&self, topic: &str) -> Option<&Arc<str>> {
+        self.by_topic.get_key_value(topic).map(|(name, _)| name)
+    }
+
+    /// The topic's name as shared with its records, and its schema at `version`, if already read.
+    pub fn cached(&self, topic: &str, version: u32) -> Option<(&Arc<str>, &Arc<TableSchema>)> {
+        let (name, versions) = self.by_topic.get_key_value(topic)?;
+        Some((name, versions.get(&version)?))
     }
 
     /// The schema of `topic`'s records at `version`, reading further into the schema-change topic while
@@ -124,7 +135,7 @@ impl SchemaLog {
         let table_topic = self.topics.table(&schema.id())?;
         tracing::debug!(topic = %table_topic, version = schema.version, "schema record read");
         self.by_topic
-            .entry(table_topic)
+            .entry(Arc::from(table_topic))
             .or_default()
             .insert(schema.version, Arc::new(schema));
         Ok(true)

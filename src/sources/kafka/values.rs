@@ -9,13 +9,163 @@ use crate::event::{ColumnKind, ColumnSchema, Value};
 use crate::sinks::kafka::debezium::Modes;
 use base64::Engine;
 use deltalake::arrow::datatypes::i256;
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value as Json;
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("column `{column}`: {detail}")]
 pub struct ValueError {
     pub column: String,
     pub detail: String,
+}
+
+/// One column's JSON as a record holds it, read without building a `serde_json::Value` for scalars (this
+/// runs for every column of every record the sink consumes): a string borrows the record's bytes unless
+/// it holds escapes. Objects and arrays (geometry, vectors) are kept as JSON.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Cell<'a> {
+    #[default]
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(Cow<'a, str>),
+    Json(Json),
+}
+
+impl<'a> Cell<'a> {
+    pub fn is_null(&self) -> bool {
+        matches!(self, Cell::Null)
+    }
+
+    /// As `serde_json::Value::as_i64`: an integer that fits.
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            Cell::Int(i) => Some(i),
+            Cell::UInt(u) => i64::try_from(u).ok(),
+            _ => None,
+        }
+    }
+
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            Cell::UInt(u) => Some(u),
+            Cell::Int(i) => u64::try_from(i).ok(),
+            _ => None,
+        }
+    }
+
+    /// As `serde_json::Value::as_f64`: any number.
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Cell::Int(i) => Some(i as f64),
+            Cell::UInt(u) => Some(u as f64),
+            Cell::Float(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Cell::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match *self {
+            Cell::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub fn json(&self) -> Option<&Json> {
+        match self {
+            Cell::Json(j) => Some(j),
+            _ => None,
+        }
+    }
+}
+
+/// As JSON text, for error messages.
+impl std::fmt::Display for Cell<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Cell::Null => f.write_str("null"),
+            Cell::Bool(b) => write!(f, "{b}"),
+            Cell::Int(i) => write!(f, "{i}"),
+            Cell::UInt(u) => write!(f, "{u}"),
+            Cell::Float(x) => write!(f, "{}", Json::from(*x)),
+            Cell::Str(s) => write!(f, "{}", Json::from(&**s)),
+            Cell::Json(j) => write!(f, "{j}"),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Cell<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(CellVisitor(std::marker::PhantomData))
+    }
+}
+
+struct CellVisitor<'a>(std::marker::PhantomData<Cell<'a>>);
+
+impl<'de: 'a, 'a> Visitor<'de> for CellVisitor<'a> {
+    type Value = Cell<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Cell<'a>, E> {
+        Ok(Cell::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Cell<'a>, E> {
+        Ok(Cell::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Cell<'a>, D::Error> {
+        Cell::deserialize(d)
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Cell<'a>, E> {
+        Ok(Cell::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Cell<'a>, E> {
+        Ok(Cell::Int(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Cell<'a>, E> {
+        Ok(Cell::UInt(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Cell<'a>, E> {
+        Ok(Cell::Float(v))
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cell<'a>, E> {
+        Ok(Cell::Str(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Cell<'a>, E> {
+        Ok(Cell::Str(Cow::Owned(v.to_string())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Cell<'a>, E> {
+        Ok(Cell::Str(Cow::Owned(v)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Cell<'a>, A::Error> {
+        Json::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Cell::Json)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Cell<'a>, A::Error> {
+        Json::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(Cell::Json)
+    }
 }
 
 fn b64(s: &str) -> Option<Vec<u8>> {
@@ -25,16 +175,36 @@ fn b64(s: &str) -> Option<Vec<u8>> {
 /// `unscaled` × 10^-scale as decimal text, as MySQL prints it (`scale` fractional digits).
 fn decimal_text(unscaled: i256, scale: u32) -> String {
     let negative = unscaled < i256::ZERO;
-    let digits = unscaled.wrapping_abs().to_string();
+    // i256's own formatting goes through a big integer; nearly every MySQL DECIMAL fits in an i128
+    let digits = match unscaled.to_i128() {
+        Some(v) => v.unsigned_abs().to_string(),
+        None => unscaled.wrapping_abs().to_string(),
+    };
     let scale = scale as usize;
-    let digits = format!("{digits:0>width$}", width = scale + 1);
-    let (int, frac) = digits.split_at(digits.len() - scale);
-    let sign = if negative { "-" } else { "" };
-    if scale == 0 {
-        format!("{sign}{int}")
-    } else {
-        format!("{sign}{int}.{frac}")
+    let pad = (scale + 1).saturating_sub(digits.len());
+    let mut text = String::with_capacity(digits.len() + pad + 2);
+    if negative {
+        text.push('-');
     }
+    let padded = std::iter::repeat_n('0', pad).chain(digits.chars());
+    let int_len = digits.len() + pad - scale;
+    for (i, c) in padded.enumerate() {
+        if i == int_len {
+            text.push('.');
+        }
+        text.push(c);
+    }
+    text
+}
+
+/// Base64 of a Java `BigInteger.toByteArray()` (a Debezium precise DECIMAL or BIGINT UNSIGNED) back to an
+/// integer, decoded on the stack.
+fn twos_complement_b64(s: &str) -> Option<i256> {
+    let mut buf = [0u8; 48];
+    let n = base64::engine::general_purpose::STANDARD
+        .decode_slice(s, &mut buf)
+        .ok()?;
+    from_twos_complement(&buf[..n])
 }
 
 /// Java `BigInteger.toByteArray()` bytes back to an integer.
@@ -122,10 +292,10 @@ fn parse_time(s: &str) -> Option<Value> {
     })
 }
 
-/// The value of `col` from its JSON in `encoding`; `None` JSON or JSON null is `Value::Null`.
+/// The value of `col` from its JSON in `encoding`; JSON null is `Value::Null`.
 pub fn read_value(
     col: &ColumnSchema,
-    json: &Json,
+    json: &Cell,
     encoding: Encoding,
     modes: Modes,
 ) -> Result<Value, ValueError> {
@@ -152,7 +322,7 @@ pub fn read_value(
             // Debezium's `long` wrote the 64 bits as a signed long: read them back as unsigned
             (true, BigintUnsignedMode::Long) => Value::UInt(int()? as u64),
             (true, BigintUnsignedMode::Precise) => {
-                let v = from_twos_complement(&b64(text()?).ok_or_else(bad)?).ok_or_else(bad)?;
+                let v = twos_complement_b64(text()?).ok_or_else(bad)?;
                 Value::UInt(
                     v.to_i128()
                         .and_then(|v| u64::try_from(v).ok())
@@ -166,7 +336,7 @@ pub fn read_value(
         K::Double => Value::Double(json.as_f64().ok_or_else(bad)?),
         K::Decimal => match (debezium, modes.decimal) {
             (true, DecimalMode::Precise) => {
-                let v = from_twos_complement(&b64(text()?).ok_or_else(bad)?).ok_or_else(bad)?;
+                let v = twos_complement_b64(text()?).ok_or_else(bad)?;
                 Value::Decimal(decimal_text(v, col.scale.unwrap_or(0)))
             }
             (true, DecimalMode::Double) => {
@@ -240,15 +410,19 @@ pub fn read_value(
         K::Text => Value::String(text()?.to_string()),
         K::Json => Value::Json(text()?.to_string()),
         K::Binary => Value::Bytes(b64(text()?).ok_or_else(bad)?),
-        K::Geometry => Value::Geometry {
-            srid: json["srid"]
-                .as_u64()
-                .and_then(|s| u32::try_from(s).ok())
-                .unwrap_or(0),
-            wkb: b64(json["wkb"].as_str().ok_or_else(bad)?).ok_or_else(bad)?,
-        },
+        K::Geometry => {
+            let json = json.json().ok_or_else(bad)?;
+            Value::Geometry {
+                srid: json["srid"]
+                    .as_u64()
+                    .and_then(|s| u32::try_from(s).ok())
+                    .unwrap_or(0),
+                wkb: b64(json["wkb"].as_str().ok_or_else(bad)?).ok_or_else(bad)?,
+            }
+        }
         K::Vector => Value::Vector(
-            json.as_array()
+            json.json()
+                .and_then(Json::as_array)
                 .ok_or_else(bad)?
                 .iter()
                 .map(|f| f.as_f64().map(|f| f as f32).ok_or_else(bad))
@@ -275,6 +449,29 @@ mod tests {
             scale,
             ..ColumnSchema::new("c", kind)
         }
+    }
+
+    fn cell(json: &Json) -> Cell<'static> {
+        Cell::deserialize(json.clone()).unwrap()
+    }
+
+    /// Strings borrow the record unless they hold escapes; objects stay JSON; numbers keep their kind.
+    #[test]
+    fn cells_read_from_record_bytes() {
+        let text = br#"["plain","a\"b",{"srid":4326},-3,18446744073709551615,1.5,true,null]"#;
+        let cells: Vec<Cell> = serde_json::from_slice(text).unwrap();
+        assert!(matches!(&cells[0], Cell::Str(Cow::Borrowed("plain"))));
+        assert!(matches!(&cells[1], Cell::Str(Cow::Owned(s)) if s == "a\"b"));
+        assert_eq!(cells[2].json().unwrap()["srid"], 4326);
+        assert_eq!((cells[3].as_i64(), cells[3].as_u64()), (Some(-3), None));
+        assert_eq!(
+            (cells[4].as_i64(), cells[4].as_u64()),
+            (None, Some(u64::MAX))
+        );
+        assert_eq!((cells[5].as_f64(), cells[5].as_i64()), (Some(1.5), None));
+        assert_eq!(cells[6].as_bool(), Some(true));
+        assert!(cells[7].is_null());
+        assert_eq!(cells[1].to_string(), r#""a\"b""#);
     }
 
     const ALL_MODES: [Modes; 4] = [
@@ -433,7 +630,7 @@ mod tests {
                 })
                 .unwrap();
                 assert_eq!(
-                    read_value(c, &written, Encoding::Debezium, modes).as_ref(),
+                    read_value(c, &cell(&written), Encoding::Debezium, modes).as_ref(),
                     Ok(v),
                     "debezium {:?} {modes:?} via {written}",
                     c.kind
@@ -441,7 +638,7 @@ mod tests {
             }
             let written = serde_json::to_value(ValueJson(v)).unwrap();
             assert_eq!(
-                read_value(c, &written, Encoding::Binlake, ALL_MODES[0]).as_ref(),
+                read_value(c, &cell(&written), Encoding::Binlake, ALL_MODES[0]).as_ref(),
                 Ok(v),
                 "binlake {:?} via {written}",
                 c.kind
@@ -466,14 +663,23 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            read_value(&d, &written, Encoding::Debezium, modes),
+            read_value(&d, &cell(&written), Encoding::Debezium, modes),
             Ok(Value::Null)
         );
         // the binlake encoding keeps it
         let written = serde_json::to_value(ValueJson(&zero)).unwrap();
-        assert_eq!(read_value(&d, &written, Encoding::Binlake, modes), Ok(zero));
+        assert_eq!(
+            read_value(&d, &cell(&written), Encoding::Binlake, modes),
+            Ok(zero)
+        );
         // a value of the wrong shape names the column
-        let err = read_value(&d, &serde_json::json!("x"), Encoding::Debezium, modes).unwrap_err();
+        let err = read_value(
+            &d,
+            &cell(&serde_json::json!("x")),
+            Encoding::Debezium,
+            modes,
+        )
+        .unwrap_err();
         assert_eq!(err.column, "c");
     }
 }
