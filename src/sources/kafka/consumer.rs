@@ -24,6 +24,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Longest wait for a partition's first offset (a blocking lookup on the sink's loop).
+const FIRST_OFFSET_LOOKUP: Duration = Duration::from_secs(5);
+
 /// A record read from a table topic.
 pub struct Consumed {
     pub topic: Arc<str>,
@@ -385,9 +388,11 @@ impl ChangeConsumer {
     /// waits for librdkafka to look it up, which it does half a second later when the partition's
     /// broker was not known yet at the start (measured: 0.45 s before the first fetch).
     fn first_offset(&self, topic: &str, partition: i32) -> Result<Offset, ConsumeError> {
+        // a blocking call on the sink's loop: bounded well inside the 25 s drain after SIGTERM (a
+        // failure is transient and the start is tried again)
         let (low, _) = self
             .consumer
-            .fetch_watermarks(topic, partition, self.timeout)
+            .fetch_watermarks(topic, partition, self.timeout.min(FIRST_OFFSET_LOOKUP))
             .map_err(|e| {
                 ConsumeError::Transient(format!(
                     "reading the first offset of {topic}[{partition}]: {e}"
