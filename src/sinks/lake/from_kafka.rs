@@ -311,10 +311,7 @@ impl KafkaLake {
             consumed.inc();
         }
         let mut apply = c.event;
-        if !self.truncated.contains_key(&c.topic) {
-            self.truncated.insert(c.topic.clone(), 0);
-        }
-        let truncated = self.truncated.get_mut(&c.topic).expect("inserted above");
+        let truncated = self.truncated.entry(c.topic.clone()).or_default();
         if let Some(ev) = &apply {
             if ev.seq < *truncated {
                 apply = None; // older than a TRUNCATE already taken
@@ -359,12 +356,7 @@ impl KafkaLake {
         }
         let pending = self.pending.get_mut(table).expect("inserted above");
         pending.batch.blind = true;
-        match pending.offsets.get_mut(&key) {
-            Some(last) => *last = c.offset,
-            None => {
-                pending.offsets.insert(key, c.offset);
-            }
-        }
+        pending.offsets.insert(key, c.offset);
         pending.batch.origin = Some(c.partition);
         if let Some(ev) = apply {
             pending.newest_ts_ms = pending.newest_ts_ms.max(Some(ev.source.ts_ms));

@@ -24,9 +24,6 @@ use rdkafka::{Offset, TopicPartitionList};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Longest wait for a partition's first offset (a blocking lookup on the sink's loop).
-const FIRST_OFFSET_LOOKUP: Duration = Duration::from_secs(5);
-
 /// A record read from a table topic.
 pub struct Consumed {
     pub topic: Arc<str>,
@@ -384,21 +381,14 @@ impl ChangeConsumer {
             .map_err(|e| ConsumeError::Transient(format!("resuming {topic}[{partition}]: {e}")))
     }
 
-    /// The partition's first offset, asked for now. A partition started at the logical `Beginning`
-    /// waits for librdkafka to look it up, which it does half a second later when the partition's
-    /// broker was not known yet at the start (measured: 0.45 s before the first fetch).
+    /// The partition's first offset (`super::first_offset`); a failure is transient and the start is
+    /// tried again.
     fn first_offset(&self, topic: &str, partition: i32) -> Result<Offset, ConsumeError> {
-        // a blocking call on the sink's loop: bounded well inside the 25 s drain after SIGTERM (a
-        // failure is transient and the start is tried again)
-        let (low, _) = self
-            .consumer
-            .fetch_watermarks(topic, partition, self.timeout.min(FIRST_OFFSET_LOOKUP))
-            .map_err(|e| {
-                ConsumeError::Transient(format!(
-                    "reading the first offset of {topic}[{partition}]: {e}"
-                ))
-            })?;
-        Ok(Offset::Offset(low))
+        super::first_offset(&self.consumer, topic, partition, self.timeout).map_err(|e| {
+            ConsumeError::Transient(format!(
+                "reading the first offset of {topic}[{partition}]: {e}"
+            ))
+        })
     }
 
     /// The group's committed offset of a partition, or its beginning without one.

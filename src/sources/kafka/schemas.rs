@@ -25,9 +25,6 @@ pub struct SchemaLog {
     started: bool,
 }
 
-/// How long the first offset of the schema-change topic is looked up before it is left to librdkafka.
-const FIRST_OFFSET_LOOKUP: Duration = Duration::from_secs(2);
-
 impl SchemaLog {
     pub fn open(config: &KafkaConfig, prefix: &str) -> Result<Self, ConsumeError> {
         let topics = Topics {
@@ -53,19 +50,15 @@ impl SchemaLog {
         })
     }
 
-    /// Starts reading the topic from its first offset, looked up now: assigned at the logical
-    /// beginning, librdkafka looks the offset up only half a second later (measured: 0.45 s of every
-    /// sink's start-up). A topic that cannot be looked up yet (not created yet, the broker away) is
-    /// assigned at the logical beginning, and read once librdkafka finds it.
+    /// Starts reading the topic from its first offset, looked up now (`super::first_offset`). A topic
+    /// that cannot be looked up yet (not created yet, the broker away) is assigned at the logical
+    /// beginning, and read once librdkafka finds it.
     fn start(&mut self) -> Result<(), ConsumeError> {
         if self.started {
             return Ok(());
         }
-        let at = match self
-            .consumer
-            .fetch_watermarks(&self.topic, 0, FIRST_OFFSET_LOOKUP)
-        {
-            Ok((low, _)) => Offset::Offset(low),
+        let at = match super::first_offset(&self.consumer, &self.topic, 0, self.wait) {
+            Ok(at) => at,
             Err(e) => {
                 tracing::debug!(topic = %self.topic, error = %e, "first offset not known yet");
                 Offset::Beginning
@@ -101,7 +94,7 @@ impl SchemaLog {
     ) -> Result<Arc<TableSchema>, ConsumeError> {
         let deadline = Instant::now() + self.wait;
         loop {
-            if let Some(s) = self.by_topic.get(topic).and_then(|v| v.get(&version)) {
+            if let Some((_, s)) = self.cached(topic, version) {
                 return Ok(s.clone());
             }
             let left = deadline.saturating_duration_since(Instant::now());
