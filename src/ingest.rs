@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::retry::Backoff;
 use crate::sinks::lake::from_kafka::{Flushed, KafkaLake};
 use crate::sinks::lake::LakeError;
-use crate::sources::kafka::consumer::{ChangeConsumer, Consumed, Rebalanced};
+use crate::sources::kafka::consumer::{ChangeConsumer, Rebalanced};
 use crate::sources::kafka::ConsumeError;
 use futures_util::FutureExt;
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
@@ -23,8 +23,8 @@ mod writer;
 /// How often the loop checks whether a batch is due when no record arrives.
 const TICK: Duration = Duration::from_millis(100);
 
-/// Records taken in one turn of the loop while librdkafka has them ready; cancellation, a landed flush
-/// and the tick are looked at between turns.
+/// Records taken in one turn of the loop while librdkafka has them ready (and decoded together, on two
+/// threads); cancellation, a landed flush and the tick are looked at between turns.
 const DRAIN: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
@@ -78,25 +78,15 @@ pub async fn run_with_alerts(
             // only the receive is raced: reading the record (schema lookups, the DLQ) must not be cut off;
             // while a flush commits, records are read into a hold as large as one batch
             m = consumer.recv(), if !lake.hold_full() => match m {
-                Ok(m) => {
-                    let first = read_in_place(&consumer, m);
-                    async {
-                        let mut next = Some(first);
-                        let mut taken = 0;
-                        while let Some(record) = next.take() {
-                            match record {
-                                Ok(c) => lake.accept(c)?,
-                                Err(m) => read_copied(&mut consumer, &mut lake, m).await?,
-                            }
-                            taken += 1;
-                            // what is ready now is taken without a turn of the loop, up to a bound
-                            if taken < DRAIN && !lake.hold_full() {
-                                next = ready_record(&consumer)?;
-                            }
+                Ok(m) => match take_ready(&consumer, &mut lake, m) {
+                    Ok(copied) => async {
+                        for m in copied {
+                            read_copied(&mut consumer, &mut lake, m).await?;
                         }
                         Ok(())
-                    }.await
-                }
+                    }.await,
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e.into()),
             },
             landed = lake.flushing() => async {
@@ -158,29 +148,61 @@ pub async fn run_with_alerts(
     Ok(())
 }
 
-/// A received record read where librdkafka holds it (nearly every one), or copied out (`Err`) when it
-/// takes waits the borrowed record cannot be held across: a rebalance to settle first, a schema to
-/// read, a dead letter to send.
-fn read_in_place(
+/// Gives the lake the records of one turn read in place, in order, up to the first that must be
+/// copied out (it waits for something): that one and the rest are returned, for `read_copied`. What
+/// that record settles (a rebalance, a schema) may change how the later ones are read.
+fn take_ready(
     consumer: &ChangeConsumer,
-    m: BorrowedMessage<'_>,
-) -> Result<Consumed, OwnedMessage> {
-    let ready = if consumer.rebalance_pending() {
-        None
-    } else {
-        consumer.read_now(&m)
-    };
-    ready.ok_or_else(|| m.detach())
+    lake: &mut Writer,
+    first: BorrowedMessage<'_>,
+) -> Result<Vec<OwnedMessage>, IngestError> {
+    let ready = ready_records(consumer, first, lake.room().min(DRAIN))?;
+    let in_place = ready.records.len() - usize::from(!ready.settled);
+    let mut read = consumer
+        .read_many_now(&ready.records[..in_place])
+        .into_iter();
+    let mut records = ready.records.into_iter();
+    let mut copied = vec![];
+    for m in records.by_ref() {
+        match read.next().flatten() {
+            Some(c) => lake.accept(c)?,
+            None => {
+                copied.push(m.detach());
+                break;
+            }
+        }
+    }
+    copied.extend(records.map(|m| m.detach()));
+    Ok(copied)
 }
 
-/// The next record if librdkafka has one ready now, read as `read_in_place` does.
-fn ready_record(
-    consumer: &ChangeConsumer,
-) -> Result<Option<Result<Consumed, OwnedMessage>>, IngestError> {
-    match consumer.recv().now_or_never() {
-        None => Ok(None),
-        Some(m) => Ok(Some(read_in_place(consumer, m?))),
+/// Records received in one turn of the loop: the first, then what librdkafka has ready now.
+struct Ready<'c> {
+    records: Vec<BorrowedMessage<'c>>,
+    /// No rebalance is pending after the last one. Otherwise the last came with one: it is read only
+    /// after the rebalance is settled (copied out, since that waits), and nothing after it is taken.
+    settled: bool,
+}
+
+/// The received record `first` and up to `max` in all that are ready now, left where librdkafka holds
+/// them (nearly every one is read in place).
+fn ready_records<'c>(
+    consumer: &'c ChangeConsumer,
+    first: BorrowedMessage<'c>,
+    max: usize,
+) -> Result<Ready<'c>, IngestError> {
+    let mut ready = Ready {
+        records: vec![first],
+        settled: !consumer.rebalance_pending(),
+    };
+    while ready.settled && ready.records.len() < max {
+        let Some(m) = consumer.recv().now_or_never() else {
+            break;
+        };
+        ready.records.push(m?);
+        ready.settled = !consumer.rebalance_pending();
     }
+    Ok(ready)
 }
 
 /// A record copied out of librdkafka: a rebalance is settled before it counts, and it is read with

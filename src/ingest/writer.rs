@@ -51,6 +51,15 @@ impl Writer {
             && (self.held.len() >= self.max_rows || self.held_bytes >= self.max_bytes)
     }
 
+    /// Records that may still be taken before the hold is full (any number while no flush runs). A
+    /// turn of the loop takes at most this many, so the bytes held pass their bound by one turn at most.
+    pub fn room(&self) -> usize {
+        if self.flight.is_none() {
+            return usize::MAX;
+        }
+        self.max_rows.saturating_sub(self.held.len()).max(1)
+    }
+
     /// Gives the record to the lake, or holds it while a flush runs; starts a flush when one is due.
     pub fn accept(&mut self, c: Consumed) -> Result<(), LakeError> {
         match &mut self.idle {

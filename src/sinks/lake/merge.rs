@@ -1,5 +1,7 @@
 //! Applying a batch to a Delta table: an append when every key is new, otherwise one MERGE guarded by
-//! `_seq` that reads only the partitions the batch's stored rows live in.
+//! `_seq` that reads only the partitions the batch's stored rows live in. When the events cannot tell
+//! (Kafka mode, snapshot reads), the table's key columns are probed first: a batch none of whose keys is
+//! stored is appended too, over exactly the table state that was probed.
 
 use super::arrow::{build_column, writer_properties};
 use super::table::{quote, Applied, KeyChange, LakeTable, Prior, Progress};
@@ -52,8 +54,14 @@ impl LakeTable {
         if n == 0 {
             return Ok(Applied::default());
         }
-        let props = self.commit_properties(last_seq, progress)?;
-        if prior.all_new() {
+        let mut props = self.commit_properties(last_seq, progress)?;
+        let unstored = prior.unknown && !self.stores_any_key(&batch).await?;
+        if unstored {
+            // the probe holds for this table state only: a commit that landed since fails this one
+            // (a conflict, retried from a reload) rather than being rebased over it
+            props = props.with_max_retries(0);
+        }
+        if prior.all_new() || unstored {
             // a key inserted and deleted within the batch leaves nothing (or, soft, a deleted row)
             let batch = if self.soft_delete {
                 batch
@@ -70,6 +78,7 @@ impl LakeTable {
                 .await?;
             return Ok(Applied {
                 rows: n,
+                appended: true,
                 ..Default::default()
             });
         }
@@ -143,7 +152,72 @@ impl LakeTable {
             rows_rewritten: m.num_target_rows_copied,
             files_scanned: m.num_target_files_scanned,
             files_skipped: m.num_target_files_skipped_during_scan,
+            appended: false,
         })
+    }
+
+    /// Whether the table stores a row (deleted ones included) with a key of `batch`, at the loaded
+    /// version. Only the key columns are read, of the files whose statistics overlap the batch's key
+    /// range; a table without a key column always counts as storing.
+    async fn stores_any_key(&self, batch: &RecordBatch) -> Result<bool, LakeError> {
+        use deltalake::datafusion::common::{Column, JoinType, ScalarValue};
+        use deltalake::datafusion::functions_aggregate::expr_fn::{max, min};
+        use deltalake::datafusion::prelude::{lit, Expr};
+        if self.key.is_empty() {
+            return Ok(true);
+        }
+        if self.table.version().is_none() || self.table.snapshot()?.log_data().num_files() == 0 {
+            return Ok(false);
+        }
+        let key = |alias: &str, name: &str| Expr::Column(Column::new(Some(alias), name));
+        let ctx = SessionContext::new();
+        let positions = self
+            .key
+            .iter()
+            .map(|k| batch.schema().index_of(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let source = ctx
+            .read_batch(batch.project(&positions)?)?
+            .alias("source")?;
+        let bounds: Vec<Expr> = self
+            .key
+            .iter()
+            .flat_map(|k| [min(key("source", k)), max(key("source", k))])
+            .collect();
+        let range = source.clone().aggregate(vec![], bounds)?.collect().await?;
+        let mut target = ctx
+            .read_table(self.table.table_provider().await?)?
+            .alias("target")?
+            .select(
+                self.key
+                    .iter()
+                    .map(|k| key("target", k))
+                    .collect::<Vec<_>>(),
+            )?;
+        for (i, k) in self.key.iter().enumerate() {
+            let bound = |j: usize| -> Result<ScalarValue, LakeError> {
+                let column = range.first().map(|b| b.column(j).clone()).ok_or_else(|| {
+                    LakeError::Definite("the key range of a batch came back empty".into())
+                })?;
+                Ok(ScalarValue::try_from_array(&column, 0)?)
+            };
+            let (low, high) = (bound(2 * i)?, bound(2 * i + 1)?);
+            if low.is_null() {
+                return Ok(true); // no key values to bound the scan with: let the MERGE decide
+            }
+            target = target.filter(key("target", k).between(lit(low), lit(high)))?;
+        }
+        let on: Vec<Expr> = self
+            .key
+            .iter()
+            .map(|k| key("target", k).eq(key("source", k)))
+            .collect();
+        let found = target
+            .join_on(source, JoinType::LeftSemi, on)?
+            .limit(0, Some(1))?
+            .count()
+            .await?;
+        Ok(found > 0)
     }
 
     fn without_deletes(&self, batch: RecordBatch) -> Result<RecordBatch, LakeError> {

@@ -57,6 +57,8 @@ pub struct Applied {
     pub rows_rewritten: usize,
     pub files_scanned: usize,
     pub files_skipped: usize,
+    /// Written as an append: no key of the batch was stored, so the table was not read.
+    pub appended: bool,
 }
 
 /// What a commit records as progress, atomically with its data.

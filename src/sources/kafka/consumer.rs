@@ -34,6 +34,37 @@ pub struct Consumed {
     pub event: Option<ChangeEvent>,
 }
 
+/// Records below which `read_many_now` decodes all on one thread: a second thread costs about as much
+/// to start as decoding a dozen records.
+const SPLIT_DECODING_FROM: usize = 64;
+
+/// A record to be read in place, borrowed from librdkafka's buffer and the schema cache: it may be
+/// decoded on another thread (the borrowed message itself may not leave this one).
+struct InPlace<'m> {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    /// The schema, the value and `binlake.seq`; `None` for a tombstone.
+    change: Option<(&'m Arc<crate::event::TableSchema>, &'m [u8], u64)>,
+}
+
+impl InPlace<'_> {
+    fn finish(&self, encoding: crate::config::kafka::Encoding, modes: Modes) -> Option<Consumed> {
+        let event = match self.change {
+            Some((schema, payload, seq)) => {
+                Some(read_change(schema, payload, seq, encoding, modes).ok()?)
+            }
+            None => None,
+        };
+        Some(Consumed {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offset,
+            event,
+        })
+    }
+}
+
 /// Partitions gained and lost since the last call to `take_rebalance`.
 #[derive(Debug, Default)]
 pub struct Rebalanced {
@@ -448,24 +479,54 @@ impl ChangeConsumer {
     /// a schema not read yet, a record for the dead-letter topic). This is the path of nearly every
     /// record, and it copies none.
     pub fn read_now<M: Message>(&self, msg: &M) -> Option<Consumed> {
+        self.in_place(msg)?.finish(self.encoding, self.modes)
+    }
+
+    /// `read_now` of each record, in order. The JSON decoding of a long run is split between this
+    /// thread and a second one: it is most of the sink loop's work, and the flush leaves a core for it.
+    pub fn read_many_now<M: Message>(&self, msgs: &[M]) -> Vec<Option<Consumed>> {
+        let jobs: Vec<Option<InPlace>> = msgs.iter().map(|m| self.in_place(m)).collect();
+        let (encoding, modes) = (self.encoding, self.modes);
+        let finish = |jobs: &[Option<InPlace>]| -> Vec<Option<Consumed>> {
+            jobs.iter()
+                .map(|j| j.as_ref()?.finish(encoding, modes))
+                .collect()
+        };
+        if jobs.len() < 2 * SPLIT_DECODING_FROM {
+            return finish(&jobs);
+        }
+        let (first, second) = jobs.split_at(jobs.len() / 2);
+        std::thread::scope(|scope| {
+            let later = scope.spawn(|| finish(second));
+            let mut read = finish(first);
+            match later.join() {
+                Ok(rest) => read.extend(rest),
+                // a panic there is one here
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+            read
+        })
+    }
+
+    /// What reading a record in place takes, looked up on this thread; `None` as for `read_now`.
+    fn in_place<'m, M: Message>(&'m self, msg: &'m M) -> Option<InPlace<'m>> {
         let (partition, offset) = (msg.partition(), msg.offset());
         let Some(payload) = msg.payload() else {
             let topic = self.schemas.known_topic(msg.topic())?.clone();
-            return Some(Consumed {
+            return Some(InPlace {
                 topic,
                 partition,
                 offset,
-                event: None,
+                change: None,
             });
         };
         let (seq, version) = record_headers(msg).ok()?;
         let (topic, schema) = self.schemas.cached(msg.topic(), version)?;
-        let event = read_change(schema, payload, seq, self.encoding, self.modes).ok()?;
-        Some(Consumed {
+        Some(InPlace {
             topic: topic.clone(),
             partition,
             offset,
-            event: Some(event),
+            change: Some((schema, payload, seq)),
         })
     }
 
