@@ -55,7 +55,16 @@ impl LakeTable {
             return Ok(Applied::default());
         }
         let mut props = self.commit_properties(last_seq, progress)?;
-        let unstored = prior.unknown && !self.stores_any_key(&batch).await?;
+        let unstored = prior.unknown
+            && match self.stores_any_key(&batch).await {
+                Ok(stored) => !stored,
+                Err(e) => {
+                    // the MERGE is right whatever the table holds; a key type the probe cannot bound
+                    // or a read that failed leaves the decision to it (a failed read fails it too)
+                    tracing::debug!(error = %e, "key probe failed; merging");
+                    false
+                }
+            };
         if unstored {
             // the probe holds for this table state only: a commit that landed since fails this one
             // (a conflict, retried from a reload) rather than being rebased over it
