@@ -136,6 +136,14 @@ async fn count(config: &binlake::config::Config, sql: &str) -> u64 {
         .unwrap()
 }
 
+/// A lake in a temporary directory, with the default settings.
+fn local_lake(dir: &tempfile::TempDir) -> binlake::config::LakeConfig {
+    binlake::config::LakeConfig {
+        root: dir.path().display().to_string(),
+        ..Default::default()
+    }
+}
+
 fn column(name: &str, kind: ColumnKind) -> ColumnSchema {
     ColumnSchema::new(name, kind)
 }
@@ -144,10 +152,7 @@ fn column(name: &str, kind: ColumnKind) -> ColumnSchema {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merge_reads_only_the_partitions_of_stored_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = binlake::config::LakeConfig {
-        root: dir.path().display().to_string(),
-        ..Default::default()
-    };
+    let cfg = local_lake(&dir);
     let schema = Arc::new(TableSchema {
         database: "p".into(),
         table: "t".into(),
@@ -243,10 +248,7 @@ async fn merge_reads_only_the_partitions_of_stored_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_keys_are_probed_before_an_append() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = binlake::config::LakeConfig {
-        root: dir.path().display().to_string(),
-        ..Default::default()
-    };
+    let cfg = local_lake(&dir);
     let schema = Arc::new(TableSchema {
         database: "p".into(),
         table: "probe".into(),

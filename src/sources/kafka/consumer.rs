@@ -474,16 +474,12 @@ impl ChangeConsumer {
             .map_err(|e| ConsumeError::Transient(e.to_string()))
     }
 
-    /// Reads a record in place when nothing has to be waited for or sent: a tombstone of a table topic,
-    /// or a record whose schema is known and that decodes. `None`: it takes `read` (a bookkeeping topic,
-    /// a schema not read yet, a record for the dead-letter topic). This is the path of nearly every
-    /// record, and it copies none.
-    pub fn read_now<M: Message>(&self, msg: &M) -> Option<Consumed> {
-        self.in_place(msg)?.finish(self.encoding, self.modes)
-    }
-
-    /// `read_now` of each record, in order. The JSON decoding of a long run is split between this
-    /// thread and a second one: it is most of the sink loop's work, and the flush leaves a core for it.
+    /// Reads records in place, in order, when nothing has to be waited for or sent: a tombstone of a
+    /// table topic, or a record whose schema is known and that decodes. `None`: it takes `read` (a
+    /// bookkeeping topic, a schema not read yet, a record for the dead-letter topic). This is the path
+    /// of nearly every record, and it copies none. The JSON decoding of a long run is split between
+    /// this thread and a second one: it is most of the sink loop's work, and the flush leaves a core
+    /// for it.
     pub fn read_many_now<M: Message>(&self, msgs: &[M]) -> Vec<Option<Consumed>> {
         let jobs: Vec<Option<InPlace>> = msgs.iter().map(|m| self.in_place(m)).collect();
         let (encoding, modes) = (self.encoding, self.modes);
@@ -508,7 +504,7 @@ impl ChangeConsumer {
         })
     }
 
-    /// What reading a record in place takes, looked up on this thread; `None` as for `read_now`.
+    /// What reading a record in place takes, looked up on this thread; `None` as for `read_many_now`.
     fn in_place<'m, M: Message>(&'m self, msg: &'m M) -> Option<InPlace<'m>> {
         let (partition, offset) = (msg.partition(), msg.offset());
         let Some(payload) = msg.payload() else {
