@@ -14,7 +14,7 @@ use futures_util::FutureExt;
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use rdkafka::Offset;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use writer::Writer;
 
@@ -163,9 +163,10 @@ fn take_ready(
         .into_iter();
     let mut records = ready.records.into_iter();
     let mut copied = vec![];
+    let now = Instant::now();
     for m in records.by_ref() {
         match read.next().flatten() {
-            Some(c) => lake.accept(c)?,
+            Some(c) => lake.accept(c, now)?,
             None => {
                 copied.push(m.detach());
                 break;
@@ -228,7 +229,7 @@ async fn read_copied(
         return Ok(());
     }
     let c = consumer.read(m).await?;
-    lake.accept(c)?;
+    lake.accept(c, Instant::now())?;
     Ok(())
 }
 

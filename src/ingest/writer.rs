@@ -9,6 +9,7 @@ use crate::sinks::lake::from_kafka::{Flushed, KafkaLake};
 use crate::sinks::lake::LakeError;
 use crate::sources::kafka::consumer::Consumed;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::task::{JoinError, JoinHandle};
 
 pub type Landed = Result<(KafkaLake, Result<Flushed, LakeError>), JoinError>;
@@ -60,11 +61,12 @@ impl Writer {
         self.max_rows.saturating_sub(self.held.len()).max(1)
     }
 
-    /// Gives the record to the lake, or holds it while a flush runs; starts a flush when one is due.
-    pub fn accept(&mut self, c: Consumed) -> Result<(), LakeError> {
+    /// Gives the record (received at `now`) to the lake, or holds it while a flush runs; starts a flush
+    /// when one is due.
+    pub fn accept(&mut self, c: Consumed, now: Instant) -> Result<(), LakeError> {
         match &mut self.idle {
             Some(lake) => {
-                lake.accept(c)?;
+                lake.accept(c, now)?;
                 self.flush_if_due();
             }
             None => {
@@ -124,6 +126,7 @@ impl Writer {
     ) -> Result<(), LakeError> {
         let lake = self.idle.as_mut().expect("released after landing");
         self.held_bytes = 0;
+        let now = Instant::now();
         // drained, not replaced: the hold keeps its capacity for the next flush
         for c in self.held.drain(..) {
             if reread
@@ -132,7 +135,7 @@ impl Writer {
             {
                 continue;
             }
-            lake.accept(c)?;
+            lake.accept(c, now)?;
         }
         tracing::debug!("held records released");
         self.flush_if_due();

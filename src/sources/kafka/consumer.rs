@@ -38,6 +38,9 @@ pub struct Consumed {
 /// to start as decoding a dozen records.
 const SPLIT_DECODING_FROM: usize = 64;
 
+/// Records decoded as one unit of the work `read_many_now` shares between its two threads.
+const DECODE_CHUNK: usize = 32;
+
 /// A record to be read in place, borrowed from librdkafka's buffer and the schema cache: it may be
 /// decoded on another thread (the borrowed message itself may not leave this one).
 struct InPlace<'m> {
@@ -196,6 +199,40 @@ pub fn subscription(prefix: &str) -> String {
         })
         .collect();
     format!("^{escaped}\\.[^.]+\\.[^.]+$")
+}
+
+/// `items.iter().map(f)`, in order, computed by this thread and a scoped helper taking chunks of
+/// `DECODE_CHUNK` as they come. Chunks rather than halves: on two cores the flush task often has the
+/// other one, and a helper given half the run would keep this thread waiting at the join; here this
+/// thread takes whatever the helper has not started, so it waits for one chunk at most.
+fn map_on_two_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let chunks: Vec<&[T]> = items.chunks(DECODE_CHUNK).collect();
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = vec![];
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(chunk) = chunks.get(i) else {
+                return done;
+            };
+            done.push((i, chunk.iter().map(&f).collect::<Vec<R>>()));
+        }
+    };
+    let (mine, theirs) = std::thread::scope(|scope| {
+        let helper = scope.spawn(work);
+        let mine = work();
+        match helper.join() {
+            Ok(theirs) => (mine, theirs),
+            // a panic there is one here
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    });
+    let mut by_chunk: Vec<Vec<R>> = (0..chunks.len()).map(|_| vec![]).collect();
+    for (i, read) in mine.into_iter().chain(theirs) {
+        by_chunk[i] = read;
+    }
+    by_chunk.into_iter().flatten().collect()
 }
 
 impl ChangeConsumer {
@@ -483,25 +520,13 @@ impl ChangeConsumer {
     pub fn read_many_now<M: Message>(&self, msgs: &[M]) -> Vec<Option<Consumed>> {
         let jobs: Vec<Option<InPlace>> = msgs.iter().map(|m| self.in_place(m)).collect();
         let (encoding, modes) = (self.encoding, self.modes);
-        let finish = |jobs: &[Option<InPlace>]| -> Vec<Option<Consumed>> {
-            jobs.iter()
-                .map(|j| j.as_ref()?.finish(encoding, modes))
-                .collect()
-        };
         if jobs.len() < 2 * SPLIT_DECODING_FROM {
-            return finish(&jobs);
+            return jobs
+                .iter()
+                .map(|j| j.as_ref()?.finish(encoding, modes))
+                .collect();
         }
-        let (first, second) = jobs.split_at(jobs.len() / 2);
-        std::thread::scope(|scope| {
-            let later = scope.spawn(|| finish(second));
-            let mut read = finish(first);
-            match later.join() {
-                Ok(rest) => read.extend(rest),
-                // a panic there is one here
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-            read
-        })
+        map_on_two_threads(&jobs, |j| j.as_ref()?.finish(encoding, modes))
     }
 
     /// What reading a record in place takes, looked up on this thread; `None` as for `read_many_now`.
@@ -663,4 +688,34 @@ async fn dead_letter(
             dlq: dlq.to_string(),
             error: e.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_shared_between_two_threads_comes_back_in_order() {
+        for n in [
+            0,
+            1,
+            DECODE_CHUNK - 1,
+            DECODE_CHUNK,
+            5 * DECODE_CHUNK + 7,
+            4096,
+        ] {
+            let items: Vec<u64> = (0..n as u64).collect();
+            let threads = std::sync::Mutex::new(std::collections::HashSet::new());
+            let out = map_on_two_threads(&items, |i| {
+                threads.lock().unwrap().insert(std::thread::current().id());
+                i * 3
+            });
+            assert_eq!(
+                out,
+                items.iter().map(|i| i * 3).collect::<Vec<_>>(),
+                "n = {n}"
+            );
+            assert!(threads.lock().unwrap().len() <= 2);
+        }
+    }
 }
