@@ -4,7 +4,7 @@
 
 use super::collapse::TableBatch;
 use super::quality::QualityGate;
-use super::table::{Applied, KeyChange, LakeTable, Progress};
+use super::table::{Applied, LakeTable, Progress};
 use super::tables::{record_commit, CommitRetry, Tables};
 use super::{app_id, table_uri, LakeError, ResumeMarker};
 use crate::config::{Config, LakeConfig};
@@ -180,11 +180,9 @@ impl LakeSink {
         let checkpoint = self.ready_checkpoint.clone();
         let mut merged = 0;
         let flush_tables = self.ready.len();
-        for (id, batch) in std::mem::take(&mut self.ready) {
+        for (id, mut batch) in std::mem::take(&mut self.ready) {
             let label = id.to_string();
-            let mut changes: Vec<KeyChange> = batch.changes.into_values().collect();
-            // source order: files, quality samples and logs list rows as they happened
-            changes.sort_unstable_by_key(|c| c.seq);
+            let changes = batch.take_changes();
             if let Some(latest) = changes.iter().max_by_key(|c| c.schema.version) {
                 self.tables.evolve(&latest.schema.clone()).await?;
             }

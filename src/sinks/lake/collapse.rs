@@ -74,6 +74,15 @@ impl TableBatch {
         );
     }
 
+    /// The batch's changes (one per key) in source (`_seq`) order, leaving none behind: files, quality
+    /// samples and logs list rows as they happened, and building the columns walks the rows in the order
+    /// they were decoded (the map's hash order missed the cache on nearly every row).
+    pub fn take_changes(&mut self) -> Vec<KeyChange> {
+        let mut changes: Vec<KeyChange> = std::mem::take(&mut self.changes).into_values().collect();
+        changes.sort_unstable_by_key(|c| c.seq);
+        changes
+    }
+
     /// Adds one event: the latest change per key wins, and the first change of each key notes where
     /// its stored row is. The event's images move into the batch (this runs for every change).
     pub fn add(

@@ -16,7 +16,7 @@
 
 use super::collapse::TableBatch;
 use super::quality::QualityGate;
-use super::table::{KeyChange, Progress};
+use super::table::Progress;
 use super::tables::{record_commit, CommitRetry, Tables};
 use super::LakeError;
 use crate::config::quality::QualityConfig;
@@ -441,7 +441,7 @@ impl KafkaLake {
     async fn commit_table(
         &mut self,
         id: &TableId,
-        p: Pending,
+        mut p: Pending,
     ) -> Result<Result<Vec<(Arc<str>, i32, i64)>, Vec<(Arc<str>, i32, Option<i64>)>>, LakeError>
     {
         let connector = self.tables.connector.clone();
@@ -454,11 +454,7 @@ impl KafkaLake {
         {
             offsets.push((truncate_app_id(&connector, topic), seq as i64));
         }
-        let mut changes: Vec<KeyChange> = p.batch.changes.into_values().collect();
-        // source order, as direct mode writes: files and quality samples list rows as they happened, and
-        // the columns are built walking the rows in the order they were decoded (hash order missed the
-        // cache on nearly every row)
-        changes.sort_unstable_by_key(|c| c.seq);
+        let changes = p.batch.take_changes();
         if let Some(latest) = changes.iter().max_by_key(|c| c.schema.version) {
             self.tables.evolve(&latest.schema.clone()).await?;
         }
