@@ -101,6 +101,8 @@ mod tests {
             gtid: None,
             snapshot: None,
             xa: None,
+            tables: Default::default(),
+            sync: false,
         })
     }
 

@@ -11,6 +11,10 @@ pub const AFTER_QUALITY_RECORD: &str = "after_quality_record";
 /// offsets are committed): Delta's position may then lie inside a producer's record batch.
 pub const AFTER_KAFKA_SINK_COMMIT: &str = "after_kafka_sink_commit";
 
+/// Right after the commit that empties a table for a TRUNCATE or DROP, before the batch's later changes
+/// are merged (both modes).
+pub const AFTER_TRUNCATE_COMMIT: &str = "after_truncate_commit";
+
 pub fn point(name: &str) {
     static AT: OnceLock<Option<String>> = OnceLock::new();
     let at = AT.get_or_init(|| std::env::var("BINLAKE_CRASH_AT").ok());

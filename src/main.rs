@@ -49,6 +49,15 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Snapshot tables of a running connector again while it streams: writes an `execute-snapshot`
+    /// signal to `source.signal_table`, which the connector reads from the binlog.
+    Snapshot {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A captured table (`db.table`); repeat for several.
+        #[arg(long, required = true)]
+        table: Vec<String>,
+    },
     /// Run SQL over the lake's Delta tables (named `db.table`) with DataFusion.
     Query {
         #[arg(long, short)]
@@ -279,6 +288,17 @@ async fn main() -> anyhow::Result<()> {
                 std::io::stdout().flush()?;
                 std::process::exit(1);
             }
+        }
+        Command::Snapshot { config, table } => {
+            let config = Config::load(&config)?;
+            let id = binlake::sources::mysql::signal::request_snapshot(&config, &table).await?;
+            println!(
+                "asked connector {} to snapshot {} again (signal {id} in {}); the running connector picks it up \
+                 from the binlog, empties those tables in the lake and fills them chunk by chunk while it streams",
+                config.name,
+                table.join(", "),
+                config.source.signal_table.as_deref().unwrap_or_default()
+            );
         }
         Command::Query { config, sql } => {
             let config = Config::load(&config)?;

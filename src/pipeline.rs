@@ -40,6 +40,15 @@ pub async fn run(
 ) -> Result<(), PipelineError> {
     sink.watch_stop(cancel.clone());
     let start = sink.resume_point().await?;
+    // a fresh start (a reset, a lost checkpoint) continues above every `_seq` the sink holds: a sink
+    // drops a change whose `_seq` is not above what it has of that key or partition
+    let seq_floor = match &start {
+        Some(_) => 0,
+        None => sink.seq_floor().await?,
+    };
+    if seq_floor > 0 {
+        tracing::info!(seq_floor, "starting without a checkpoint: `_seq` continues above what the sink holds");
+    }
     let mut identity = StreamIdentity::new(&config.name, sink.resnapshot_hint());
     identity.sink_keeps_unsaved_rows = sink.keeps_rows_past_checkpoint();
     let (tx, mut rx) = crate::channel::channel(
@@ -49,7 +58,7 @@ pub async fn run(
     let source_config = config.clone();
     let source_cancel = cancel.clone();
     let mut source = tokio::spawn(async move {
-        run_source(&source_config, start, tx, source_cancel, &identity).await
+        run_source(&source_config, start, seq_floor, tx, source_cancel, &identity).await
     });
     let mut tick = tokio::time::interval(TICK);
     let mut transforms: Vec<Box<dyn Transform>> = vec![Box::new(EventMetrics::default())];

@@ -177,6 +177,8 @@ impl Bench {
             gtid: None,
             snapshot: None,
             xa: None,
+            tables: Default::default(),
+            sync: false,
         };
         let path = if lake {
             self.dir.join(name).join("lake/_binlake")

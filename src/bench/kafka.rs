@@ -71,6 +71,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             gtid: None,
             snapshot: None,
             xa: None,
+            tables: Default::default(),
+            sync: false,
         };
         let offsets = format!("{prefix}.binlake.offsets");
         seed_offsets(&brokers, &offsets, &checkpoint).await?;

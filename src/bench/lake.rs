@@ -30,6 +30,7 @@ fn column(
         members: vec![],
         precision,
         scale,
+        added: None,
     }
 }
 

@@ -3,6 +3,7 @@
 //! row visible in Delta) at a steady change rate.
 
 pub mod e2e;
+pub mod incremental;
 pub mod kafka;
 pub mod lake;
 pub mod source;
@@ -73,6 +74,8 @@ pub enum Suite {
     Memory,
     /// `binlake run --sink kafka` to the last record acknowledged, then `binlake sink` to the last row in Delta.
     Kafka,
+    /// A `--rows`-row table snapshotted while `--rate` changes/s stream to another (in-process, direct).
+    Incremental,
     All,
 }
 
@@ -93,6 +96,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if matches!(args.suite, Suite::Kafka) {
         kafka::run(&args).await?;
+    }
+    if matches!(args.suite, Suite::Incremental) {
+        incremental::run(&args).await?;
     }
     Ok(())
 }

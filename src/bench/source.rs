@@ -135,6 +135,8 @@ pub async fn snapshot_in_process(
         gtid: None,
         snapshot: Some(SnapshotProgress::default()),
         xa: None,
+        tables: Default::default(),
+        sync: false,
     };
     let t0 = Instant::now();
     let ids: Vec<_> = tables.iter().map(|t| t.full.id()).collect();
@@ -176,6 +178,7 @@ pub async fn stream_in_process(
         collations,
         allow_anonymous_columns: false,
         max_prepared_xa_bytes: usize::MAX,
+        signal_table: None,
     };
     let cp = Checkpoint {
         next_seq: 1,
@@ -183,6 +186,8 @@ pub async fn stream_in_process(
         gtid: None,
         snapshot: None,
         xa: None,
+        tables: Default::default(),
+        sync: false,
     };
     let mut decoder = BinlogDecoder::new(opts, &cp, true, tables);
     let mut stream_conn = connect(cfg).await?;

@@ -21,7 +21,19 @@ pub struct TableFilter {
 
 impl TableFilter {
     pub(crate) fn new(s: &SourceConfig) -> Self {
-        Self::from_patterns(&s.include, &s.exclude, &s.exclude_columns)
+        let mut filter = Self::from_patterns(&s.include, &s.exclude, &s.exclude_columns);
+        // the signal table carries requests to binlake, not data to capture
+        if let Some(signal) = s.signal_table() {
+            let exact = format!(
+                "{}.{}",
+                globset::escape(&signal.database),
+                globset::escape(&signal.table)
+            );
+            if let Ok(g) = Glob::new(&exact) {
+                filter.exclude.push(g.compile_matcher());
+            }
+        }
+        filter
     }
 
     /// Invalid patterns are skipped; `Config::validate` rejects them before this is reached.

@@ -353,6 +353,20 @@ pub struct SourceConfig {
     /// `flush_max_bytes` it bounds the memory large rows can take.
     #[serde(default = "default_buffer_max_mb")]
     pub buffer_max_mb: u64,
+    /// `database.table` of the signal table (none by default): a row inserted there with type
+    /// `execute-snapshot` and data `{"data-collections": ["db.t", …]}` snapshots those tables again
+    /// while the stream runs (`binlake snapshot` writes it). Debezium's signal table layout.
+    #[serde(default)]
+    pub signal_table: Option<String>,
+}
+
+impl SourceConfig {
+    /// The signal table, when one is configured (validated before start).
+    pub fn signal_table(&self) -> Option<crate::event::TableId> {
+        self.signal_table
+            .as_deref()
+            .and_then(crate::event::TableId::parse)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -406,6 +420,9 @@ pub enum SnapshotMode {
     Initial,
     /// Never snapshot: stream from the server's current position on first start.
     Never,
+    /// As `initial`, and when the resume position is gone from the server (purged), stream from the
+    /// current position and snapshot every captured table again while streaming, instead of stopping.
+    WhenNeeded,
 }
 
 #[derive(Debug, Clone, Deserialize)]

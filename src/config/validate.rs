@@ -52,6 +52,14 @@ impl Config {
                 Glob::new(p).map_err(|e| invalid(key, format!("pattern `{p}`: {e}")))?;
             }
         }
+        if let Some(signal) = &s.signal_table {
+            if crate::event::TableId::parse(signal).is_none() {
+                return Err(invalid(
+                    "source.signal_table",
+                    "must be written `database.table` (a name with `.` in backticks: `a.b`.t)",
+                ));
+            }
+        }
         for (table, cols) in &s.keys {
             if crate::event::TableId::parse(table).is_none() {
                 return Err(invalid(

@@ -345,6 +345,18 @@ pub struct ColumnSchema {
     /// DECIMAL digits, BIT width, or the fractional-second digits of DATETIME/TIMESTAMP/TIME (0–6).
     pub precision: Option<u32>,
     pub scale: Option<u32>,
+    /// Added by ALTER TABLE while binlake streamed: the value MySQL gave the rows that existed then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added: Option<AddedDefault>,
+}
+
+/// A column added to a table that had rows: every row older than `before_seq` holds `value` in MySQL
+/// (the column's default then), though no row event says so. The lake backfills it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddedDefault {
+    /// The `_seq` the stream had at the ALTER: rows with a lower `_seq` existed before the column.
+    pub before_seq: u64,
+    pub value: Value,
 }
 
 impl ColumnSchema {
@@ -360,6 +372,7 @@ impl ColumnSchema {
             members: vec![],
             precision: None,
             scale: None,
+            added: None,
         }
     }
 }
@@ -376,8 +389,34 @@ pub struct TableSchema {
 }
 
 impl TableSchema {
+    /// A table known only by name (dropped before this process saw its columns): enough to find its
+    /// lake table, never to write rows.
+    pub fn named_only(id: &TableId) -> TableSchema {
+        TableSchema {
+            database: id.database.clone(),
+            table: id.table.clone(),
+            columns: vec![],
+            key: vec![],
+            version: 0,
+        }
+    }
+
     pub fn id(&self) -> TableId {
         TableId::new(&self.database, &self.table)
+    }
+
+    /// The version a column set is known by: a hash of the columns (names, types, details) and the
+    /// key, so a number always means the same columns, in every process and across restarts (readers of
+    /// the schema-change topic key schemas by it). FNV-1a over their JSON form; never 0.
+    pub fn content_version(&self) -> u32 {
+        let bytes =
+            serde_json::to_vec(&(&self.columns, &self.key)).expect("a schema serializes");
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in bytes {
+            hash ^= b as u64;
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        ((hash >> 32) as u32 ^ hash as u32).max(1)
     }
 
     pub fn column_index(&self, name: &str) -> Option<usize> {
@@ -506,6 +545,11 @@ pub enum Op {
     Read,
     #[serde(rename = "t")]
     Truncate,
+    /// The table was dropped (DROP TABLE, CREATE OR REPLACE, renamed away): like a TRUNCATE its rows are
+    /// gone at this `_seq`, and the table leaves the catalog until it is created again. On the wire it is
+    /// a truncate (`"t"`, the nearest Debezium operation) marked as a drop.
+    #[serde(rename = "drop")]
+    Drop,
 }
 
 impl Op {
@@ -515,8 +559,13 @@ impl Op {
             Op::Update => "u",
             Op::Delete => "d",
             Op::Read => "r",
-            Op::Truncate => "t",
+            Op::Truncate | Op::Drop => "t",
         }
+    }
+
+    /// TRUNCATE and DROP: every row of the table older than this change is gone.
+    pub fn empties_table(self) -> bool {
+        matches!(self, Op::Truncate | Op::Drop)
     }
 }
 
@@ -716,6 +765,34 @@ mod tests {
         for (x, y) in &different {
             assert_ne!(schema.key_bytes(x), schema.key_bytes(y), "{x:?} vs {y:?}");
         }
+    }
+
+    #[test]
+    fn schema_versions_follow_the_columns_alone() {
+        let schema = |cols: &[(&str, ColumnKind)]| TableSchema {
+            database: "d".into(),
+            table: "t".into(),
+            columns: cols.iter().map(|(n, k)| ColumnSchema::new(n, *k)).collect(),
+            key: vec![0],
+            version: 0,
+        };
+        let a = schema(&[("id", ColumnKind::Int), ("c", ColumnKind::Int)]);
+        let mut elsewhere = a.clone();
+        elsewhere.table = "renamed".into();
+        // the same columns: the same version, in any process; a fixed value, so it holds across builds
+        assert_eq!(a.content_version(), elsewhere.content_version());
+        assert_eq!(a.content_version(), 3_698_999_674);
+        for other in [
+            schema(&[("id", ColumnKind::Int)]),
+            schema(&[("id", ColumnKind::Int), ("c", ColumnKind::BigInt)]),
+            schema(&[("id", ColumnKind::Int), ("d", ColumnKind::Int)]),
+            schema(&[("c", ColumnKind::Int), ("id", ColumnKind::Int)]),
+        ] {
+            assert_ne!(a.content_version(), other.content_version(), "{other:?}");
+        }
+        let mut nullable = a.clone();
+        nullable.columns[1].nullable = false;
+        assert_ne!(a.content_version(), nullable.content_version());
     }
 
     #[test]

@@ -20,6 +20,44 @@ pub struct Checkpoint {
     /// `gtid` are then the start of its group, so a restart reads its rows again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xa: Option<XaReplay>,
+    /// Which captured tables the sink has whole, and which are being snapshotted while the stream runs.
+    #[serde(default, skip_serializing_if = "Lifecycle::is_empty")]
+    pub tables: Lifecycle,
+    /// Not stored: everything before this checkpoint must be durable before anything after it is
+    /// handed on (around the chunks of a snapshot taken while streaming, whose `_seq`s depend on the
+    /// chunk read; a replay must never number later changes differently).
+    #[serde(skip)]
+    pub sync: bool,
+}
+
+/// Per-table progress beside the binlog position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Lifecycle {
+    /// Captured tables the sink holds whole: snapshotted, or followed since their creation. A captured
+    /// table outside this set (added to `source.include` later) gets a snapshot while the stream runs.
+    /// `None` in checkpoints written before binlake kept it: then every table captured at start counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whole: Option<std::collections::BTreeSet<TableId>>,
+    /// Tables being snapshotted while the stream runs, in the order they were asked for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub snapshots: BTreeMap<TableId, Incremental>,
+}
+
+impl Lifecycle {
+    pub fn is_empty(&self) -> bool {
+        self.whole.is_none() && self.snapshots.is_empty()
+    }
+}
+
+/// A snapshot taken while the stream runs, chunk by chunk in key order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Incremental {
+    /// The last key handed over: the next chunk starts after it (`None`: at the first key).
+    pub after: Option<Vec<Value>>,
+    /// Chunks handed over so far (for progress reports).
+    pub chunks: u64,
+    /// Rows handed over so far.
+    pub rows: u64,
 }
 
 /// How to resume behind a prepared XA transaction without emitting anything twice.

@@ -41,6 +41,10 @@ impl Serialize for Envelope<'_> {
         });
         m.serialize_entry("transaction", &tx)?;
         m.serialize_entry("_seq", &ev.seq)?;
+        if ev.op == crate::event::Op::Drop {
+            // a DROP is a truncate on the wire; readers that care can tell them apart
+            m.serialize_entry("dropped", &true)?;
+        }
         m.end()
     }
 }

@@ -30,6 +30,11 @@ pub trait Sink: Send {
     fn resume_point(
         &mut self,
     ) -> impl std::future::Future<Output = Result<Option<Checkpoint>, SinkError>> + Send;
+    /// The highest `_seq` this sink holds (0: none), asked only when there is no checkpoint to resume
+    /// from: the new stream's `_seq`s start above it, so they never sit below what the sink has.
+    fn seq_floor(&mut self) -> impl std::future::Future<Output = Result<u64, SinkError>> + Send {
+        async { Ok(0) }
+    }
     /// Takes the next message in source order; may make a batch durable.
     fn send(
         &mut self,

@@ -227,6 +227,8 @@ mod tests {
             gtid: Some("0-1-5".into()),
             snapshot: None,
             xa: None,
+            tables: Default::default(),
+            sync: false,
         };
         store.save(&cp).unwrap();
         assert_eq!(store.load().unwrap(), Some(cp));

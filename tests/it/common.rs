@@ -282,7 +282,7 @@ pub fn replay(events: &[&ChangeEvent], table: &str) -> State {
                     key(before)
                 );
             }
-            Op::Truncate => state.clear(),
+            Op::Truncate | Op::Drop => state.clear(),
         }
     }
     state

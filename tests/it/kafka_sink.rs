@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 pub const PARTITIONS: i32 = 2;
 
-fn sink_config(db: &TestDb, prefix: &str, extra: &str) -> (Config, PathBuf) {
+pub fn sink_config(db: &TestDb, prefix: &str, extra: &str) -> (Config, PathBuf) {
     let text = db.config_text("")
         + &kafka_section(
             prefix,
@@ -47,7 +47,7 @@ pub fn start_sink(
 }
 
 /// Cancels an in-process sink and waits for its drain.
-async fn stop_sink(
+pub async fn stop_sink(
     sink: CancellationToken,
     sunk: tokio::task::JoinHandle<Result<(), binlake::ingest::IngestError>>,
 ) {

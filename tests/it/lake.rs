@@ -198,6 +198,86 @@ pub fn lake_name(db: &str, table: &str) -> String {
     )
 }
 
+/// Whether the Delta table equals the MariaDB table now (through DataFusion); `Err` says how it
+/// differs. For waiting until the lake caught up; `assert_lake_equals_source` then checks it fully.
+pub async fn lake_matches_source(config: &Config, db: &str, table: &str) -> Result<(), String> {
+    let name = lake_name(db, table);
+    let df = query::sql(&config.lake, &format!("SELECT * FROM {name}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let fields: Vec<Field> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let ty = match f.data_type() {
+                DataType::Utf8View => DataType::Utf8,
+                DataType::BinaryView => DataType::Binary,
+                other => other.clone(),
+            };
+            Field::new(f.name(), ty, true)
+        })
+        .collect();
+    let mut conn = admin_for(db).await;
+    let live: Vec<String> = conn
+        .exec("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (db, table))
+        .await
+        .map_err(|e| e.to_string())?;
+    // a column MariaDB has and the lake lacks is a difference too
+    if let Some(missing) = live.iter().find(|c| !fields.iter().any(|f| f.name() == *c)) {
+        return Err(format!("the lake has no column `{missing}`"));
+    }
+    let fields: Vec<Field> = fields
+        .into_iter()
+        .filter(|f| live.contains(f.name()))
+        .collect();
+    let names: Vec<String> = fields.iter().map(|f| format!("\"{}\"", f.name())).collect();
+    let actual = query::sql(
+        &config.lake,
+        &format!("SELECT {} FROM {name}", names.join(", ")),
+    )
+    .await
+    .map_err(|e| e.to_string())?
+    .collect()
+    .await
+    .map_err(|e| e.to_string())?;
+    let expected = expected_batch(db, table, &fields).await;
+    let (got, want) = (
+        rows_as_text(&actual),
+        rows_as_text(std::slice::from_ref(&expected)),
+    );
+    if got != want {
+        let first = got
+            .iter()
+            .zip(&want)
+            .find(|(g, w)| g != w)
+            .map(|(g, w)| format!("; first difference: lake `{g}`, MariaDB `{w}`"))
+            .unwrap_or_default();
+        return Err(format!(
+            "{} rows in Delta, {} in MariaDB{first}",
+            got.len(),
+            want.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Waits until the Delta table equals the MariaDB table, then asserts it fully (DuckDB too).
+pub async fn wait_lake_equals_source(config: &Config, db: &str, table: &str, secs: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        match lake_matches_source(config, db, table).await {
+            Ok(()) => break,
+            Err(why) => assert!(
+                std::time::Instant::now() < deadline,
+                "{db}.{table}: the lake did not equal MariaDB within {secs}s: {why}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_lake_equals_source(config, db, table).await;
+}
+
 /// Asserts the Delta table equals the MariaDB table, through DataFusion and through DuckDB.
 pub async fn assert_lake_equals_source(config: &Config, db: &str, table: &str) {
     let name = lake_name(db, table);

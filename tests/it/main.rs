@@ -15,6 +15,7 @@ mod kafka_failures;
 mod kafka_sink;
 mod lake;
 mod lake_options;
+mod lifecycle;
 mod minimal;
 mod names;
 mod partitions;

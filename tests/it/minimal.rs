@@ -58,6 +58,8 @@ async fn stream_while(
         gtid: None,
         snapshot: None,
         xa: None,
+        tables: Default::default(),
+        sync: false,
     };
     let opts = DecoderOptions {
         filter: filter.clone(),
@@ -65,6 +67,7 @@ async fn stream_while(
         collations: load_collations(&mut conn).await.unwrap(),
         allow_anonymous_columns: false,
         max_prepared_xa_bytes: usize::MAX,
+        signal_table: None,
     };
     let mut decoder = BinlogDecoder::new(opts, &start, true, tables);
     let (tx, mut rx) = binlake::channel::channel(1024, 64 << 20);

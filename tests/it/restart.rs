@@ -58,6 +58,7 @@ fn to_events(lines: &[serde_json::Value]) -> Vec<ChangeEvent> {
         members: vec![],
         precision: None,
         scale: None,
+        added: None,
     };
     let schema = std::sync::Arc::new(TableSchema {
         database: String::new(),

@@ -471,7 +471,13 @@ impl KafkaSink {
         }
         self.schema_checked = Some(ev.schema.clone());
         let order = self.transaction_order(ev).await?;
-        let headers = headers(ev.seq, ev.source.gtid.as_deref(), ev.schema.version);
+        let mut headers = headers(ev.seq, ev.source.gtid.as_deref(), ev.schema.version);
+        if ev.op == Op::Drop {
+            headers = headers.insert(Header {
+                key: crate::sources::kafka::consumer::DROP_HEADER,
+                value: Some(b"true".as_slice()),
+            });
+        }
         let tombstone = ev.op == Op::Delete && self.config.tombstones_on_delete;
         let now = crate::event::calendar::now_ms();
         let record = self.encoder.encode(ev, &topic, now, order)?;
@@ -644,6 +650,13 @@ impl super::Sink for KafkaSink {
         Ok(cp)
     }
 
+    async fn seq_floor(&mut self) -> Result<u64, super::SinkError> {
+        let topics = Topics {
+            prefix: self.topics.prefix.clone(),
+        };
+        Ok(offsets::seq_floor(&self.config, topics).await?)
+    }
+
     async fn send(&mut self, msg: SourceMessage) -> Result<(), super::SinkError> {
         match msg {
             SourceMessage::Change(ev) => self.publish_change(&ev).await?,
@@ -652,17 +665,20 @@ impl super::Sink for KafkaSink {
                 self.end_transaction().await?;
                 let snapshot_done = cp.snapshot.as_ref().is_none_or(|s| s.complete);
                 let epoch = self.publisher.tracker.close_epoch();
+                let sync = cp.sync;
                 self.pending.push_back((epoch, cp));
-                if self.stream_stored {
+                if self.stream_stored && !sync {
                     self.advance(false).await?;
                 } else {
                     // Until a checkpoint past the snapshot is stored, each one is stored before anything
                     // else is published: a restart then never snapshots again from scratch (which would hand
                     // out `_seq`s already used by later changes), and a re-read chunk keeps its `_seq`s.
+                    // Around a chunk of a snapshot taken while streaming, too: the `_seq`s after it
+                    // depend on the chunk, so nothing after it goes out before it is stored.
                     self.publisher.wait_all_acked().await?;
                     self.advance(true).await?;
                     self.publisher.wait_all_acked().await?;
-                    self.stream_stored = snapshot_done;
+                    self.stream_stored = self.stream_stored || snapshot_done;
                 }
             }
         }

@@ -112,7 +112,7 @@ pub fn schema_change_value(sc: &SchemaChange, server_name: &str) -> Json {
         "schemaName": null,
         "ddl": sc.ddl,
         "tableChanges": [{
-            "type": if schema.version <= 1 { "CREATE" } else { "ALTER" },
+            "type": change_type(&sc.ddl),
             "id": format!("\"{}\".\"{}\"", schema.database, schema.table),
             "table": {
                 "defaultCharsetName": null,
@@ -122,6 +122,21 @@ pub fn schema_change_value(sc: &SchemaChange, server_name: &str) -> Json {
         }],
         "binlake": { "schema": **schema },
     })
+}
+
+/// Debezium's `tableChanges[].type`: from the statement; a schema announced without one (a snapshot,
+/// a table first met in the stream) is a CREATE for its readers.
+fn change_type(ddl: &str) -> &'static str {
+    let first = ddl
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    match first.as_str() {
+        "" | "CREATE" => "CREATE",
+        "DROP" => "DROP",
+        _ => "ALTER",
+    }
 }
 
 /// What a transaction held, for its END record.

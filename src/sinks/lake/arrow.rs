@@ -318,6 +318,7 @@ mod tests {
             members: vec![],
             precision,
             scale,
+            added: None,
         }
     }
 

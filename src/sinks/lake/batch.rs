@@ -97,6 +97,9 @@ impl LakeSink {
 
     async fn accept(&mut self, ev: ChangeEvent) -> Result<(), LakeError> {
         let id = ev.schema.id();
+        if ev.schema.columns.is_empty() && !self.tables.exists(&id).await? {
+            return Ok(()); // a DROP of a table the lake never held
+        }
         self.table(&ev.schema).await?;
         if ev.seq <= self.committed[&id] {
             return Ok(()); // replay of something this table already has
@@ -183,7 +186,25 @@ impl LakeSink {
         for (id, mut batch) in std::mem::take(&mut self.ready) {
             let label = id.to_string();
             let changes = batch.take_changes();
-            if let Some(latest) = changes.iter().max_by_key(|c| c.schema.version) {
+            if let Some(seq) = batch.truncate_seq {
+                // committed alone and first: it carries the checkpoint only when nothing follows it, so
+                // a crash before the changes after it are merged resumes before them
+                let progress = Progress::Source {
+                    checkpoint: checkpoint.as_ref().filter(|_| changes.is_empty()),
+                    flush_tables,
+                };
+                self.empty_table(&id, seq, &progress).await?;
+                crate::crash::point(crate::crash::AFTER_TRUNCATE_COMMIT);
+                if batch.dropped && changes.is_empty() {
+                    self.tables.deregister_dropped(&id).await?;
+                }
+                self.committed.insert(id.clone(), seq);
+                if changes.is_empty() {
+                    continue;
+                }
+            }
+            // the change with the highest `_seq` has the newest schema
+            if let Some(latest) = changes.iter().max_by_key(|c| c.seq) {
                 self.tables.evolve(&latest.schema.clone()).await?;
             }
             let table = self.tables.get_mut(&id).expect("opened on first event");
@@ -212,9 +233,6 @@ impl LakeSink {
                             .await?;
                         crate::crash::point(crate::crash::AFTER_QUALITY_RECORD);
                     }
-                    if let Some(seq) = batch.truncate_seq {
-                        table.truncate(seq, &progress).await?;
-                    }
                     table
                         .merge_batch(rows, &batch.prior, batch.max_seq, &progress)
                         .await
@@ -234,7 +252,7 @@ impl LakeSink {
                             .inc_by(applied.rows_rewritten as u64);
                         break;
                     }
-                    // a retried commit is harmless: `_seq` guards every row and truncate is idempotent
+                    // a retried commit is harmless: `_seq` guards every row
                     Err(e) => {
                         let deadline = drain_deadline(&self.stop, &mut self.stop_seen);
                         let Some(wait) = retry.wait(&e, &id, deadline) else {
@@ -275,6 +293,53 @@ impl LakeSink {
             );
         }
         Ok(())
+    }
+}
+
+impl LakeSink {
+    /// A TRUNCATE or DROP at `seq`: every stored row older than it goes, in one commit that records
+    /// `seq` (retried like a batch; a lost reply that committed after all is not applied twice).
+    async fn empty_table(
+        &mut self,
+        id: &TableId,
+        seq: u64,
+        progress: &Progress<'_>,
+    ) -> Result<(), LakeError> {
+        let mut retry = CommitRetry::default();
+        let mut retrying = false;
+        loop {
+            let table = self.tables.get_mut(id).expect("opened on first event");
+            let result = async {
+                if retrying {
+                    table.reload().await?;
+                    if table.committed_seq().await? >= Some(seq) {
+                        return Ok(());
+                    }
+                }
+                table.truncate(seq, progress).await
+            }
+            .await;
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    let deadline = drain_deadline(&self.stop, &mut self.stop_seen);
+                    let Some(wait) = retry.wait(&e, id, deadline) else {
+                        return Err(e);
+                    };
+                    tokio::time::sleep(wait).await;
+                    retrying = true;
+                }
+            }
+        }
+    }
+
+    /// Whether `id` has a TRUNCATE or DROP buffered (sealed or in the open transaction).
+    fn empties_pending(&self, id: &TableId) -> bool {
+        self.ready.get(id).is_some_and(|b| b.truncate_seq.is_some())
+            || self
+                .open_tx
+                .iter()
+                .any(|ev| ev.op.empties_table() && ev.schema.id() == *id)
     }
 }
 
@@ -339,10 +404,43 @@ impl Sink for LakeSink {
         Ok(best)
     }
 
+    /// The highest `_seq` any lake table holds from this connector (its `txn` version).
+    async fn seq_floor(&mut self) -> Result<u64, SinkError> {
+        let mut floor = 0;
+        for (db, table) in super::query::list_tables(&self.cfg).await? {
+            if table.ends_with(super::quality::QUARANTINE_SUFFIX) {
+                continue;
+            }
+            let uri = table_uri(&self.cfg, &db, &table)?;
+            let url = deltalake::ensure_table_uri(&uri).map_err(LakeError::from)?;
+            let t = deltalake::DeltaTable::try_from_url_with_storage_options(
+                url,
+                self.tables.storage.clone(),
+            )
+            .await
+            .map_err(LakeError::from)?;
+            let lt = LakeTable::wrap(
+                t,
+                self.cfg.soft_delete,
+                &self.cfg.metadata_prefix,
+                app_id(&self.connector),
+            )?;
+            floor = floor.max(lt.committed_seq().await?.unwrap_or(0));
+        }
+        Ok(floor)
+    }
+
     async fn send(&mut self, msg: SourceMessage) -> Result<(), SinkError> {
         match msg {
             SourceMessage::Change(ev) => self.accept(ev).await?,
             SourceMessage::SchemaChange(sc) => {
+                if self.empties_pending(&sc.schema.id()) {
+                    // a table created again after a DROP: the drop lands first, so the new columns meet
+                    // an empty table (which takes them exactly) and Glue sees the new table. A DDL is a
+                    // transaction of its own, so the open one holds only its events.
+                    self.seal_open_tx();
+                    self.flush().await?;
+                }
                 // create or evolve now, so Glue and readers see new columns even before rows arrive
                 if !sc.schema.key.is_empty() {
                     self.tables.evolve(&sc.schema).await?;
@@ -350,9 +448,11 @@ impl Sink for LakeSink {
             }
             SourceMessage::Checkpoint(cp) => {
                 self.seal_open_tx();
+                // around a chunk of a snapshot taken while streaming: durable before anything after it
+                let sync = cp.sync;
                 self.ready_checkpoint = Some(cp);
                 self.marker_dirty = true;
-                if self.due() {
+                if sync || self.due() {
                     self.flush().await?;
                 }
             }

@@ -10,8 +10,10 @@ use std::collections::HashMap;
 pub struct TableBatch {
     /// Key (`TableSchema::key_bytes`) → latest change in this batch.
     pub changes: HashMap<Vec<u8>, KeyChange, foldhash::fast::RandomState>,
-    /// A TRUNCATE in this batch: earlier changes were discarded; it is applied before `changes`.
+    /// A TRUNCATE or DROP in this batch: earlier changes were discarded; it is applied before `changes`.
     pub truncate_seq: Option<u64>,
+    /// The last of those was a DROP: the table leaves the catalog unless changes follow it.
+    pub dropped: bool,
     pub max_seq: u64,
     pub prior: Prior,
     /// The events' images say nothing reliable about the stored rows: Kafka mode, where a republished
@@ -93,13 +95,17 @@ impl TableBatch {
     ) {
         self.max_seq = self.max_seq.max(ev.seq);
         match ev.op {
-            Op::Truncate if self.blind => {
+            Op::Truncate | Op::Drop if self.blind => {
                 // Kafka: partitions interleave, so changes later than the TRUNCATE may already be here;
                 // only the earlier ones go (the truncate itself removes stored rows older than it)
                 self.changes.retain(|_, c| c.seq > ev.seq);
-                self.truncate_seq = self.truncate_seq.max(Some(ev.seq));
+                if self.truncate_seq.is_none_or(|t| ev.seq > t) {
+                    self.truncate_seq = Some(ev.seq);
+                    self.dropped = ev.op == Op::Drop;
+                }
             }
-            Op::Truncate => {
+            Op::Truncate | Op::Drop => {
+                self.dropped = ev.op == Op::Drop;
                 // applied before the batch's changes, so every later key starts out absent
                 self.changes.clear();
                 self.prior = Prior {

@@ -316,7 +316,7 @@ impl KafkaLake {
         if let Some(ev) = &apply {
             if ev.seq < *truncated {
                 apply = None; // older than a TRUNCATE already taken
-            } else if ev.op == crate::event::Op::Truncate {
+            } else if ev.op.empties_table() {
                 *truncated = ev.seq;
             }
         }
@@ -455,7 +455,18 @@ impl KafkaLake {
             offsets.push((truncate_app_id(&connector, topic), seq as i64));
         }
         let changes = p.batch.take_changes();
-        if let Some(latest) = changes.iter().max_by_key(|c| c.schema.version) {
+        // A TRUNCATE or DROP with changes after it is committed alone and first, recording only the
+        // truncate's `_seq`: were the merge after it to fail, the partitions are read again from where
+        // Delta stood, and their records older than the truncate are void.
+        let truncate_alone = p.batch.truncate_seq.filter(|_| !changes.is_empty());
+        if let Some(seq) = truncate_alone {
+            let topic = p.offsets.keys().next().map(|(t, _)| t.clone());
+            self.empty_table(id, topic.as_deref().unwrap_or_default(), seq)
+                .await?;
+            crate::crash::point(crate::crash::AFTER_TRUNCATE_COMMIT);
+        }
+        // the change with the highest `_seq` has the newest schema
+        if let Some(latest) = changes.iter().max_by_key(|c| c.seq) {
             self.tables.evolve(&latest.schema.clone()).await?;
         }
         let label = id.to_string();
@@ -481,7 +492,7 @@ impl KafkaLake {
                 }
                 let table = self.tables.get_mut(id).expect("opened when sought");
                 let progress = Progress::Offsets(&offsets);
-                if let Some(seq) = p.batch.truncate_seq {
+                if let (Some(seq), None) = (p.batch.truncate_seq, truncate_alone) {
                     table.truncate(seq, &progress).await?;
                 }
                 if changes.is_empty() && p.batch.truncate_seq.is_none() {
@@ -531,6 +542,12 @@ impl KafkaLake {
                 }
             }
         }
+        if p.batch.truncate_seq.is_some() && truncate_alone.is_none() {
+            crate::crash::point(crate::crash::AFTER_TRUNCATE_COMMIT);
+            if p.batch.dropped {
+                self.tables.deregister_dropped(id).await?;
+            }
+        }
         record_commit(&label, changes.len(), started, p.newest_ts_ms);
         tracing::debug!(table = %id, rows = changes.len(), "batch committed");
         crate::crash::point(crate::crash::AFTER_KAFKA_SINK_COMMIT);
@@ -550,6 +567,42 @@ impl KafkaLake {
             }
         }
         Ok(Ok(committed))
+    }
+
+    /// A TRUNCATE or DROP at `seq` committed on its own: rows older than it go, and the commit records
+    /// only the table's truncate mark (no partition offsets, so no fence is needed: another member
+    /// applying the same truncate conflicts on the mark and then finds it applied).
+    async fn empty_table(&mut self, id: &TableId, topic: &str, seq: u64) -> Result<(), LakeError> {
+        let mark = [(truncate_app_id(&self.tables.connector, topic), seq as i64)];
+        let mut retry = CommitRetry::default();
+        let mut retrying = false;
+        loop {
+            let table = self.tables.get_mut(id).expect("opened when sought");
+            let result = async {
+                if retrying {
+                    table.reload().await?;
+                    if table.txn_version(&mark[0].0).await? >= Some(seq as i64) {
+                        return Ok(());
+                    }
+                }
+                table.truncate(seq, &Progress::Offsets(&mark)).await
+            }
+            .await;
+            match result {
+                Ok(()) => {
+                    self.verified.remove(id);
+                    return Ok(());
+                }
+                Err(e) => {
+                    let deadline = super::batch::drain_deadline(&self.stop, &mut self.stop_seen);
+                    let Some(wait) = retry.wait(&e, id, deadline) else {
+                        return Err(e);
+                    };
+                    tokio::time::sleep(wait).await;
+                    retrying = true;
+                }
+            }
+        }
     }
 
     /// After another writer moved some of this table's partitions: every partition of the dropped batch

@@ -204,4 +204,31 @@ impl GlueCatalog {
         }
         Ok(())
     }
+
+    /// Removes the table of a MySQL table that was dropped (or renamed away); gone already is fine.
+    pub async fn deregister(&self, mysql_db: &str, table: &str) -> Result<(), LakeError> {
+        let database = self.database_name(mysql_db)?;
+        let name = crate::names::encode(table)?;
+        match counted(
+            "delete_table",
+            self.client
+                .delete_table()
+                .database_name(&database)
+                .name(&name)
+                .send()
+                .await,
+        ) {
+            Ok(_) => {
+                tracing::info!(database, table = name, "removed the Glue table of a dropped table");
+                Ok(())
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_entity_not_found_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(glue_call_err("delete_table", e)),
+        }
+    }
 }

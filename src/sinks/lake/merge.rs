@@ -277,10 +277,15 @@ impl LakeTable {
             .map(|ch| positions[&Arc::as_ptr(&ch.schema)].as_slice())
             .collect();
         for (ci, (name, ty)) in self.columns.iter().enumerate() {
+            // an image from before the column was added: the row holds the value MySQL gave it then
+            let added = self.added.get(ci).and_then(Option::as_ref);
             let values: Vec<Option<&Value>> = changes
                 .iter()
                 .zip(&row_positions)
-                .map(|(ch, at)| at[ci].and_then(|i| ch.row.get(i)))
+                .map(|(ch, at)| match at[ci] {
+                    Some(i) => ch.row.get(i),
+                    None => added.filter(|a| ch.seq < a.before_seq).map(|a| &a.value),
+                })
                 .zip(changes)
                 // a hard delete only needs the key
                 .map(|(v, ch)| {

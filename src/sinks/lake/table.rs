@@ -6,7 +6,7 @@ use super::metadata::MetadataColumns;
 use super::partition::Partitioning;
 use super::LakeError;
 use crate::event::progress::Checkpoint;
-use crate::event::{Row, TableSchema};
+use crate::event::{AddedDefault, Row, TableSchema};
 use deltalake::arrow::datatypes::{DataType, Field, Schema};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitProperties;
@@ -89,6 +89,8 @@ pub struct Maintenance {
 }
 
 const META_LAST_SEQ: &str = "binlake.last_seq";
+/// Delta field metadata of a column added while rows existed: the `AddedDefault`, as JSON.
+const ADDED_METADATA: &str = "binlake.added";
 const META_APP_ID: &str = "binlake.app_id";
 const META_FLUSH_TABLES: &str = "binlake.flush_tables";
 const META_CHECKPOINT: &str = "binlake.checkpoint";
@@ -124,11 +126,18 @@ pub struct LakeTable {
     pub table: DeltaTable,
     /// Source columns as stored, in Delta order, with their lake type.
     pub(super) columns: Vec<(String, DataType)>,
-    pub(super) key: Vec<String>,
+    /// Per column of `columns`: added by ALTER TABLE while rows existed, with the value those rows
+    /// hold in MySQL (kept in the Delta field's metadata, `binlake.added`).
+    pub(super) added: Vec<Option<AddedDefault>>,
+    pub(crate) key: Vec<String>,
     pub(super) soft_delete: bool,
     pub(super) meta: MetadataColumns,
     app_id: String,
     pub partitioning: Option<Partitioning>,
+}
+
+fn added_json(added: &AddedDefault) -> String {
+    serde_json::to_string(added).expect("a value serializes")
 }
 
 /// An existing table keeps the metadata prefix it was created with: under another prefix its metadata
@@ -195,7 +204,9 @@ impl LakeTable {
             .iter()
             .map(|&k| schema.columns[k].name.clone())
             .collect();
-        if let Some(p) = &partitioning {
+        // a table known by name only is opened to be emptied: its columns are whatever Delta holds
+        let named_only = schema.columns.is_empty();
+        if let (Some(p), false) = (&partitioning, named_only) {
             p.check(schema)?;
         }
         let meta = MetadataColumns::new(&metadata_prefix, soft_delete);
@@ -238,6 +249,7 @@ impl LakeTable {
         let mut t = LakeTable {
             table,
             columns: vec![],
+            added: vec![],
             key,
             soft_delete,
             meta,
@@ -292,6 +304,7 @@ impl LakeTable {
         let mut t = LakeTable {
             table,
             columns: vec![],
+            added: vec![],
             key: vec![],
             soft_delete,
             meta: MetadataColumns::new(metadata_prefix, soft_delete),
@@ -318,6 +331,17 @@ impl LakeTable {
             .filter(|f| !owned.contains(f.name()))
             .map(|f| (f.name().clone(), f.data_type().clone()))
             .collect();
+        let kernel = self.table.snapshot()?.schema();
+        self.added = self
+            .columns
+            .iter()
+            .map(|(name, _)| {
+                match kernel.field(name)?.metadata().get(ADDED_METADATA)? {
+                    deltalake::kernel::MetadataValue::String(json) => serde_json::from_str(json).ok(),
+                    _ => None,
+                }
+            })
+            .collect();
         Ok(())
     }
 
@@ -335,6 +359,18 @@ impl LakeTable {
     pub async fn evolve(&mut self, schema: &TableSchema) -> Result<bool, LakeError> {
         // a column added by ALTER TABLE may clash with binlake's names too
         self.meta.check_source(schema, self.partitioning.as_ref())?;
+        let differs = |(name, ty): &(String, DataType)| {
+            schema
+                .columns
+                .iter()
+                .find(|c| &c.name == name)
+                .is_none_or(|c| &lake_type(c) != ty)
+        };
+        if !schema.columns.is_empty() && self.columns.iter().any(differs) && self.holds_no_rows()? {
+            // emptied by a DROP (or TRUNCATE): the table takes the new columns exactly, as MySQL's did
+            self.replace_columns(schema).await?;
+            return Ok(true);
+        }
         let mut new_fields = vec![];
         for c in &schema.columns {
             let ty = lake_type(c);
@@ -352,16 +388,130 @@ impl LakeTable {
                 None => new_fields.push(Field::new(&c.name, ty, true)),
             }
         }
-        if new_fields.is_empty() {
+        // columns added while rows existed, and older ones added again with another default
+        let newly_added: Vec<(&str, &AddedDefault)> = schema
+            .columns
+            .iter()
+            .filter_map(|c| Some((c.name.as_str(), c.added.as_ref()?)))
+            .filter(|(name, a)| {
+                let stored = self
+                    .columns
+                    .iter()
+                    .position(|(n, _)| n == name)
+                    .and_then(|i| self.added[i].as_ref());
+                stored.is_none_or(|s| s.before_seq < a.before_seq)
+            })
+            .collect();
+        if new_fields.is_empty() && newly_added.is_empty() {
             return Ok(false);
         }
-        tracing::info!(table = %schema.id(), columns = ?new_fields.iter().map(|f| f.name().clone()).collect::<Vec<_>>(), "adding columns");
-        let kernel: StructType = Arc::new(Schema::new(new_fields)).try_into_kernel()?;
-        let fields: Vec<StructField> = kernel.fields().cloned().collect();
-        let table = self.table.clone();
-        self.table = table.add_columns().with_fields(fields).await?;
-        self.refresh_columns()?;
+        if !new_fields.is_empty() {
+            tracing::info!(table = %schema.id(), columns = ?new_fields.iter().map(|f| f.name().clone()).collect::<Vec<_>>(), "adding columns");
+            let kernel: StructType = Arc::new(Schema::new(new_fields)).try_into_kernel()?;
+            let fields: Vec<StructField> = kernel
+                .fields()
+                .cloned()
+                .map(|f| match newly_added.iter().find(|(n, _)| *n == f.name()) {
+                    Some((_, a)) => f.add_metadata([(ADDED_METADATA, added_json(a))]),
+                    None => f,
+                })
+                .collect();
+            let table = self.table.clone();
+            self.table = table.add_columns().with_fields(fields).await?;
+            self.refresh_columns()?;
+        }
+        for (name, added) in newly_added {
+            self.backfill(name, added).await?;
+        }
         Ok(true)
+    }
+
+    /// Rows older than the ALTER that added `column` take the value MySQL gave them, and the column's
+    /// metadata records it, so rows still on their way with images from before get it too
+    /// (`merge.rs`). Idempotent: run again, it writes the same values.
+    async fn backfill(&mut self, column: &str, added: &AddedDefault) -> Result<(), LakeError> {
+        use deltalake::datafusion::common::ScalarValue;
+        use deltalake::datafusion::prelude::lit;
+        let Some(i) = self.columns.iter().position(|(n, _)| n == column) else {
+            return Ok(());
+        };
+        if self.added[i].as_ref() != Some(added) {
+            let metadata = std::collections::HashMap::from([(
+                ADDED_METADATA.to_string(),
+                deltalake::kernel::MetadataValue::String(added_json(added)),
+            )]);
+            let table = self.table.clone();
+            self.table = table
+                .update_field_metadata()
+                .with_field_name(column)
+                .with_metadata(metadata)
+                .await?;
+            self.refresh_columns()?;
+        }
+        let ty = self.columns[i].1.clone();
+        let array = super::arrow::build_column(column, &ty, &[Some(&added.value)])?;
+        let value = ScalarValue::try_from_array(&array, 0)?;
+        tracing::info!(column, before_seq = added.before_seq, "backfilling a column added while rows existed");
+        let (table, metrics) = self
+            .table
+            .clone()
+            .update()
+            .with_predicate(format!(
+                "{} < {}",
+                quote(&self.meta.seq()),
+                added.before_seq
+            ))
+            .with_update(column, lit(value))
+            .await?;
+        self.table = table;
+        tracing::info!(column, rows = metrics.num_updated_rows, "backfilled");
+        Ok(())
+    }
+
+    /// No data file at the loaded version: nothing a schema change could strand.
+    pub fn holds_no_rows(&self) -> Result<bool, LakeError> {
+        Ok(self.table.snapshot()?.log_data().num_files() == 0)
+    }
+
+    /// Gives an empty table exactly `schema`'s columns (plus binlake's), keeping its partitioning and
+    /// properties: one metadata commit, no data.
+    async fn replace_columns(&mut self, schema: &TableSchema) -> Result<(), LakeError> {
+        use deltalake::arrow::array::new_empty_array;
+        use deltalake::operations::write::SchemaMode;
+        use deltalake::protocol::SaveMode;
+        let mut fields: Vec<Field> = schema
+            .columns
+            .iter()
+            .map(|c| Field::new(&c.name, lake_type(c), true))
+            .collect();
+        fields.extend(self.meta.fields());
+        if let Some(p) = &self.partitioning {
+            p.check(schema)?;
+            fields.push(Field::new(p.column_name(), p.data_type(), true));
+        }
+        let arrow = Arc::new(Schema::new(fields));
+        let columns = arrow
+            .fields()
+            .iter()
+            .map(|f| new_empty_array(f.data_type()))
+            .collect();
+        let empty = deltalake::arrow::record_batch::RecordBatch::try_new(arrow, columns)?;
+        tracing::info!(table = %schema.id(), "the table is empty: replacing its columns with the source's");
+        let partitions = self.table.snapshot()?.metadata().partition_columns().to_vec();
+        self.table = self
+            .table
+            .clone()
+            .write(vec![empty])
+            .with_save_mode(SaveMode::Overwrite)
+            .with_schema_mode(SchemaMode::Overwrite)
+            .with_partition_columns(partitions)
+            .await?;
+        self.key = schema
+            .key
+            .iter()
+            .map(|&k| schema.columns[k].name.clone())
+            .collect();
+        self.refresh_columns()
     }
 
     /// Reloads the table state after a failed commit, before a retry.

@@ -19,6 +19,8 @@ pub struct Tables {
     catalog: Option<GlueCatalog>,
     /// Looked up for every record the sink takes: a fast hasher.
     open: HashMap<TableId, LakeTable, foldhash::fast::RandomState>,
+    /// Dropped tables taken out of Glue: registered again with their next schema.
+    deregistered: std::collections::HashSet<TableId>,
 }
 
 impl Tables {
@@ -33,6 +35,7 @@ impl Tables {
             cfg: cfg.clone(),
             connector: connector.to_string(),
             open: HashMap::default(),
+            deregistered: Default::default(),
         }
     }
 
@@ -66,6 +69,19 @@ impl Tables {
         Ok((self.open.get_mut(&id).expect("opened above"), opened))
     }
 
+    /// Whether the lake holds a Delta table for `id` (open or on storage).
+    pub async fn exists(&self, id: &TableId) -> Result<bool, LakeError> {
+        if self.open.contains_key(id) {
+            return Ok(true);
+        }
+        let uri = table_uri(&self.cfg, &id.database, &id.table)?;
+        let url = deltalake::ensure_table_uri(&uri)?;
+        let table =
+            deltalake::DeltaTable::try_from_url_with_storage_options(url, self.storage.clone())
+                .await?;
+        Ok(table.version().is_some())
+    }
+
     pub fn partitioning(&self, id: &TableId) -> Result<Option<Partitioning>, LakeError> {
         crate::config::for_table(&self.cfg.partitions, id)
             .map(|spec| {
@@ -80,6 +96,9 @@ impl Tables {
         let (Some(catalog), Some(table)) = (&self.catalog, self.open.get(id)) else {
             return Ok(());
         };
+        if table.source_columns().next().is_none() {
+            return Ok(()); // known by name only: nothing a reader could query yet
+        }
         catalog
             .register(
                 &id.database,
@@ -90,10 +109,34 @@ impl Tables {
             .await
     }
 
-    /// Adds the columns `schema` has and the table lacks (and tells Glue).
+    /// After a DROP committed with nothing after it: the table leaves Glue until a schema of that name
+    /// comes again.
+    pub async fn deregister_dropped(&mut self, id: &TableId) -> Result<(), LakeError> {
+        if let Some(catalog) = &self.catalog {
+            catalog.deregister(&id.database, &id.table).await?;
+            self.deregistered.insert(id.clone());
+        }
+        Ok(())
+    }
+
+    /// Adds the columns `schema` has and the table lacks (and tells Glue). A table whose key differs
+    /// from `schema`'s (opened by name only to be emptied, or created again with another key) is opened
+    /// again first: the MERGE matches rows by the key.
     pub async fn evolve(&mut self, schema: &TableSchema) -> Result<(), LakeError> {
-        if self.open(schema).await?.0.evolve(schema).await? {
-            self.register(&schema.id()).await?;
+        let id = schema.id();
+        if !schema.columns.is_empty() {
+            let key: Vec<&str> = schema
+                .key
+                .iter()
+                .map(|&k| schema.columns[k].name.as_str())
+                .collect();
+            if self.open.get(&id).is_some_and(|t| t.key != key) {
+                self.open.remove(&id);
+            }
+        }
+        let changed = self.open(schema).await?.0.evolve(schema).await?;
+        if self.deregistered.remove(&id) || changed {
+            self.register(&id).await?;
         }
         Ok(())
     }

@@ -542,6 +542,9 @@ impl ChangeConsumer {
             });
         };
         let (seq, version) = record_headers(msg).ok()?;
+        if marks_drop(msg) {
+            return None; // rare: read on the ordinary path, which knows the mark
+        }
         let (topic, schema) = self.schemas.cached(msg.topic(), version)?;
         Some(InPlace {
             topic: topic.clone(),
@@ -608,15 +611,46 @@ impl ChangeConsumer {
             Err(e @ ConsumeError::SchemaMissing { .. }) => return Err(poison(&e.to_string())),
             Err(e) => return Err(Undecodable::Sink(e)),
         };
-        read_change(
+        let read = read_change(
             &schema,
             msg.payload().unwrap_or_default(),
             seq,
             self.encoding,
             self.modes,
-        )
-        .map_err(|e| poison(&format!("{e} (kafka.encoding is {:?})", self.encoding)))
+        );
+        let mut ev = match read {
+            Ok(ev) => ev,
+            Err(e) if e.is_schema_mismatch() => {
+                // the cached schema is not the one this record was written with: read the
+                // schema-change topic on for that version (transient; the partitions restart)
+                self.schemas.forget(msg.topic(), version);
+                return Err(Undecodable::Sink(ConsumeError::Transient(format!(
+                    "{}[{}]@{}: {e}; reading the schema-change topic again",
+                    msg.topic(),
+                    msg.partition(),
+                    msg.offset()
+                ))));
+            }
+            Err(e) => {
+                return Err(poison(&format!(
+                    "{e} (kafka.encoding is {:?})",
+                    self.encoding
+                )))
+            }
+        };
+        if ev.op == crate::event::Op::Truncate && marks_drop(msg) {
+            ev.op = crate::event::Op::Drop;
+        }
+        Ok(ev)
     }
+}
+
+/// The header that tells a DROP from a TRUNCATE (both are `"op": "t"` in the envelope).
+pub const DROP_HEADER: &str = "binlake.dropped";
+
+fn marks_drop<M: Message>(msg: &M) -> bool {
+    msg.headers()
+        .is_some_and(|h| h.iter().any(|h| h.key == DROP_HEADER))
 }
 
 /// A binlake record's `binlake.seq` and `binlake.schema_version` headers.

@@ -20,6 +20,17 @@ pub enum RecordError {
     Value(#[from] ValueError),
 }
 
+/// Part of the error for a record whose columns differ from its schema version's.
+const SCHEMA_MISMATCH: &str = "not a column of the record's schema version";
+
+impl RecordError {
+    /// The record names a column its schema version lacks: the schema read for that version is not
+    /// the one the record was written with.
+    pub fn is_schema_mismatch(&self) -> bool {
+        matches!(self, RecordError::Json(e) if e.to_string().contains(SCHEMA_MISMATCH))
+    }
+}
+
 /// How a record's values are read: the table's schema and the publisher's encodings.
 #[derive(Clone, Copy)]
 struct Reading<'s> {
@@ -65,8 +76,12 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                 columns.iter().position(|c| c.name == name)
             };
             let Some(at) = at else {
-                map.next_value::<IgnoredAny>()?;
-                continue;
+                // the record was written with other columns than this schema version has: never
+                // apply it with this one (a publisher that reused a version number)
+                return Err(A::Error::custom(format!(
+                    "column `{name}` is {SCHEMA_MISMATCH} {}",
+                    self.0.schema.version
+                )));
             };
             next = at + 1;
             let cell: Cell<'de> = map.next_value()?;
@@ -333,8 +348,9 @@ mod tests {
         assert!(read_change(&schema, b"not json", 1, Encoding::Debezium, modes).is_err());
     }
 
-    /// Images read by name whatever the field order: a field the schema lacks is ignored, a column the
-    /// image lacks is absent; inside JsonConverter's wrapper only the payload counts.
+    /// Images read by name whatever the field order: a column the image lacks is absent, and a field
+    /// the schema lacks means the record was written with another schema (refused, never applied with
+    /// this one); inside JsonConverter's wrapper only the payload counts.
     #[test]
     fn images_are_read_by_column_name() {
         let schema = Arc::new(TableSchema {
@@ -352,7 +368,7 @@ mod tests {
             decimal: Default::default(),
             bigint_unsigned: Default::default(),
         };
-        let envelope = r#"{"op":"u","after":{"n":7,"extra":{"deep":[1,2]},"id":3},
+        let envelope = r#"{"op":"u","after":{"n":7,"id":3},
             "before":{"id":3,"note":"a\"b","n":6},"source":{"file":"b.000002","pos":99,"gtid":null,
             "snapshot":"false","ts_ms":12},"transaction":{"total_order":4}}"#;
         for value in [
@@ -380,6 +396,10 @@ mod tests {
             );
             assert!(!ev.source.snapshot);
         }
+        let other_schema = r#"{"op":"c","after":{"id":3,"extra":{"deep":[1,2]}}}"#;
+        let refused = read_change(&schema, other_schema.as_bytes(), 1, Encoding::Binlake, modes)
+            .unwrap_err();
+        assert!(refused.is_schema_mismatch(), "{refused}");
         let bad = r#"{"op":"c","after":{"id":"x"}}"#;
         assert!(read_change(&schema, bad.as_bytes(), 1, Encoding::Binlake, modes).is_err());
         let trailing = r#"{"op":"c","after":null} x"#;

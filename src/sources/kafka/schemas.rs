@@ -20,6 +20,8 @@ pub struct SchemaLog {
     topics: Topics,
     /// Table topic → schema version → schema.
     by_topic: HashMap<Arc<str>, BTreeMap<u32, Arc<TableSchema>>>,
+    /// Table topic → the schema read last (versions are content hashes, not in order).
+    latest: HashMap<Arc<str>, Arc<TableSchema>>,
     wait: Duration,
     /// Assigned (`start`), on first use.
     started: bool,
@@ -45,6 +47,7 @@ impl SchemaLog {
             topic,
             topics,
             by_topic: HashMap::new(),
+            latest: HashMap::new(),
             wait: Duration::from_secs(config.consumer.schema_wait_secs),
             started: false,
         })
@@ -119,10 +122,15 @@ impl SchemaLog {
             self.read_one(deadline.saturating_duration_since(Instant::now()))
                 .await?;
         }
-        Ok(self
-            .by_topic
-            .get(topic)
-            .and_then(|v| v.values().next_back().cloned()))
+        Ok(self.latest.get(topic).cloned())
+    }
+
+    /// Forgets `topic`'s schema at `version`: a record showed it is not the one it was written with,
+    /// so the next `get` reads the schema-change topic on for it.
+    pub fn forget(&mut self, topic: &str, version: u32) {
+        if let Some(versions) = self.by_topic.get_mut(topic) {
+            versions.remove(&version);
+        }
     }
 
     /// Reads one record within `wait`; false when none arrived.
@@ -158,10 +166,16 @@ impl SchemaLog {
             .map_err(|e| self.unreadable(offset, &e.to_string()))?;
         let table_topic = self.topics.table(&schema.id())?;
         tracing::debug!(topic = %table_topic, version = schema.version, "schema record read");
+        let table_topic: Arc<str> = match self.by_topic.get_key_value(table_topic.as_str()) {
+            Some((name, _)) => name.clone(),
+            None => Arc::from(table_topic),
+        };
+        let schema = Arc::new(schema);
+        self.latest.insert(table_topic.clone(), schema.clone());
         self.by_topic
-            .entry(Arc::from(table_topic))
+            .entry(table_topic)
             .or_default()
-            .insert(schema.version, Arc::new(schema));
+            .insert(schema.version, schema);
         Ok(true)
     }
 

@@ -527,6 +527,7 @@ mod tests {
             members: vec!["a".into(), "b".into(), "c".into()],
             precision: None,
             scale: None,
+            added: None,
         }
     }
 

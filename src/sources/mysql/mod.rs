@@ -3,9 +3,11 @@
 pub mod behind;
 pub mod binlog;
 pub mod charset;
+pub mod chunks;
 pub mod connect;
 pub mod ddl;
 pub mod decode;
+pub mod defaults;
 pub mod gtid;
 pub mod iam_auth;
 pub mod offline;
@@ -13,6 +15,7 @@ pub mod parity;
 pub mod preflight;
 pub mod runner;
 pub mod schema;
+pub mod signal;
 pub mod snapshot;
 pub mod stream;
 pub mod xa;
@@ -33,8 +36,9 @@ pub enum SourceError {
     /// The typed "needs re-snapshot" error: the resume position cannot be served any more.
     #[error(
         "cannot resume at binlog position {position}: {detail}. The changes after it are no longer on the server \
-         (purged, or a different server), so the captured tables need a re-snapshot: {resnapshot}; raise binlog \
-         retention (binlog_expire_logs_seconds / expire_logs_days) so it does not recur"
+         (purged, or a different server), so the captured tables need a re-snapshot: {resnapshot} (or set \
+         source.snapshot.mode = \"when_needed\" to snapshot them again while streaming); raise binlog retention \
+         (binlog_expire_logs_seconds / expire_logs_days) so it does not recur"
     )]
     PositionPurged {
         position: BinlogPosition,
@@ -66,6 +70,18 @@ pub enum SourceError {
          set binlog_row_metadata=FULL so every row carries its own column names"
     )]
     SchemaUnknown { table: TableId },
+    /// A captured table's rows changed in a way the binlog does not carry as rows (renamed in from
+    /// another name, partitions dropped or exchanged): it cannot be followed from here without a
+    /// snapshot of it.
+    #[error(
+        "{table} needs a snapshot at binlog position {position}: {detail}. binlake stops rather than let the \
+         lake differ from MySQL; re-snapshot the table (see the README, \"Re-snapshot\")"
+    )]
+    NeedsSnapshot {
+        table: TableId,
+        position: BinlogPosition,
+        detail: String,
+    },
     #[error("a table changed during the snapshot ({0}); retrying the snapshot session")]
     SnapshotRetry(String),
     #[error("configuration: {0}")]

@@ -45,6 +45,8 @@ pub async fn decode_file(
         gtid: None,
         snapshot: None,
         xa: None,
+        tables: Default::default(),
+        sync: false,
     };
     let opts = DecoderOptions {
         filter,
@@ -52,6 +54,7 @@ pub async fn decode_file(
         collations: CollationMap::builtin(),
         allow_anonymous_columns: true,
         max_prepared_xa_bytes: usize::MAX,
+        signal_table: None,
     };
     let mut decoder = BinlogDecoder::new(opts, &start, false, vec![]);
     let mut esr = EventStreamReader::new(BinlogVersion::Version4);

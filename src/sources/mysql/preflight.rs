@@ -324,11 +324,25 @@ async fn checks_on(
                 format!("{} is not on this server; will resume by GTID {gtid}", cp.position),
                 "nothing if this server took over from the one the checkpoint came from; otherwise re-snapshot",
             )
+        } else if config.source.snapshot.mode == crate::config::SnapshotMode::WhenNeeded {
+            warn(
+                "resume position",
+                format!(
+                    "{} was purged from the server; source.snapshot.mode = \"when_needed\": binlake streams \
+                     from the current position and snapshots every captured table again while it runs",
+                    cp.position
+                ),
+                "raise binlog retention so it does not recur",
+            )
         } else {
             fail(
                 "resume position",
                 format!("{} was purged from the server: changes after it are lost", cp.position),
-                format!("re-snapshot: {}", identity.resnapshot),
+                format!(
+                    "re-snapshot: {}; or set source.snapshot.mode = \"when_needed\" to snapshot again \
+                     automatically while streaming",
+                    identity.resnapshot
+                ),
             )
         });
     }

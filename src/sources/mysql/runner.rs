@@ -8,7 +8,7 @@ use super::{binlog_files, connect, current_position, preflight, Flavor, ServerIn
 use crate::channel::MessageSender;
 use crate::config::{Config, SnapshotMode};
 use crate::event::progress::{Checkpoint, SnapshotProgress};
-use crate::event::BinlogPosition;
+use crate::event::{BinlogPosition, TableId};
 use mysql_async::prelude::*;
 use tokio_util::sync::CancellationToken;
 
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 pub async fn run_source(
     config: &Config,
     start: Option<Checkpoint>,
+    seq_floor: u64,
     tx: MessageSender,
     cancel: CancellationToken,
     identity: &super::StreamIdentity,
@@ -44,6 +45,7 @@ pub async fn run_source(
         .map(|s| CapturedTable::new(s, &filter))
         .collect::<Result<_, _>>()?;
 
+    let mut resnapshot_all = false;
     let mut checkpoint = match start {
         Some(mut cp) => {
             if !binlog_files(&mut conn).await?.contains(&cp.position.file) {
@@ -52,6 +54,11 @@ pub async fn run_source(
                     (Some(gtid), None) => {
                         tracing::warn!(file = %cp.position.file, gtid = %gtid, "checkpoint file not on this server; resuming by GTID");
                         cp.position = BinlogPosition::new("", 4);
+                    }
+                    _ if src.snapshot.mode == SnapshotMode::WhenNeeded => {
+                        tracing::warn!(position = %cp.position, "the resume position was purged from the server: streaming from the current position and snapshotting every captured table again while streaming (source.snapshot.mode = \"when_needed\")");
+                        cp = streaming_from_now(&mut conn, &info, cp.next_seq + PURGE_SEQ_GAP).await?;
+                        resnapshot_all = true;
                     }
                     _ => {
                         return Err(SourceError::PositionPurged {
@@ -66,31 +73,16 @@ pub async fn run_source(
             cp
         }
         None => match src.snapshot.mode {
-            SnapshotMode::Initial => Checkpoint {
-                next_seq: 1,
+            SnapshotMode::Initial | SnapshotMode::WhenNeeded => Checkpoint {
+                next_seq: seq_floor + 1,
                 position: BinlogPosition::new("", 4),
                 gtid: None,
                 snapshot: Some(SnapshotProgress::default()),
                 xa: None,
+                tables: Default::default(),
+                sync: false,
             },
-            SnapshotMode::Never => {
-                let position = current_position(&mut conn, &info)
-                    .await?
-                    .ok_or_else(|| SourceError::Preflight("binary logging is off".into()))?;
-                let gtid_sql = if info.flavor == Flavor::MariaDb {
-                    "SELECT @@gtid_binlog_pos"
-                } else {
-                    "SELECT @@gtid_executed"
-                };
-                let gtid: Option<String> = conn.query_first(gtid_sql).await?;
-                Checkpoint {
-                    next_seq: 1,
-                    position,
-                    gtid: gtid.filter(|g| !g.is_empty()),
-                    snapshot: None,
-                    xa: None,
-                }
-            }
+            SnapshotMode::Never => streaming_from_now(&mut conn, &info, seq_floor + 1).await?,
         },
     };
     drop(conn);
@@ -147,15 +139,81 @@ pub async fn run_source(
         .map(|s| CapturedTable::new(s, &filter))
         .collect::<Result<_, _>>()?;
 
+    // Tables the sink does not hold whole (added to source.include since, or out of an exclude) are
+    // snapshotted while the stream runs. Checkpoints from before binlake kept the set count every
+    // table captured now; after the initial snapshot, its tables.
+    let captured: std::collections::BTreeSet<TableId> =
+        tables.iter().map(|t| t.full.id()).collect();
+    let lifecycle = &mut checkpoint.tables;
+    let whole = lifecycle.whole.get_or_insert_with(|| match &checkpoint.snapshot {
+        Some(s) => s.tables.keys().cloned().collect(),
+        None => captured.clone(),
+    });
+    if src.snapshot.mode == SnapshotMode::Never {
+        whole.extend(captured.iter().cloned());
+    }
+    let joined: Vec<TableId> = captured
+        .iter()
+        .filter(|t| !whole.contains(*t) && !lifecycle.snapshots.contains_key(*t))
+        .cloned()
+        .collect();
+    for id in joined {
+        tracing::info!(table = %id, "a table joined the capture: snapshotting it while the stream runs");
+        lifecycle.snapshots.insert(id, Default::default());
+    }
+    for (id, progress) in &lifecycle.snapshots {
+        tracing::info!(table = %id, chunks = progress.chunks, rows = progress.rows, "snapshot while streaming to resume");
+    }
+
     let opts = DecoderOptions {
         filter: filter.clone(),
         keys: src.keys.clone(),
         collations,
         allow_anonymous_columns: false,
         max_prepared_xa_bytes: (src.max_prepared_xa_mb as usize) << 20,
+        signal_table: src.signal_table(),
     };
     let mut decoder = BinlogDecoder::new(opts, &checkpoint, info.flavor == Flavor::MariaDb, tables);
+    if resnapshot_all {
+        // rows deleted while the position was lost are still in the sink: each table is emptied here
+        // (no change before this point is replayed, so these `_seq`s are new) and snapshotted again
+        let ids: Vec<TableId> = captured.iter().cloned().collect();
+        let start = decoder.start_resnapshots(&ids);
+        tx.send_all(start)
+            .await
+            .map_err(|_| SourceError::DownstreamClosed)?;
+    }
     run_stream(src, &filter, &mut decoder, &tx, &cancel, identity).await
+}
+
+/// A resume position purged from the server is abandoned for the current one; `_seq` jumps this far
+/// past the checkpoint's, above anything the sink may hold from the lost stretch after it.
+const PURGE_SEQ_GAP: u64 = 1 << 40;
+
+/// A checkpoint at the server's current position (GTID state included), nothing snapshotted.
+async fn streaming_from_now(
+    conn: &mut mysql_async::Conn,
+    info: &ServerInfo,
+    next_seq: u64,
+) -> Result<Checkpoint, SourceError> {
+    let position = current_position(conn, info)
+        .await?
+        .ok_or_else(|| SourceError::Preflight("binary logging is off".into()))?;
+    let gtid_sql = if info.flavor == Flavor::MariaDb {
+        "SELECT @@gtid_binlog_pos"
+    } else {
+        "SELECT @@gtid_executed"
+    };
+    let gtid: Option<String> = conn.query_first(gtid_sql).await?;
+    Ok(Checkpoint {
+        next_seq,
+        position,
+        gtid: gtid.filter(|g| !g.is_empty()),
+        snapshot: None,
+        xa: None,
+        tables: Default::default(),
+        sync: false,
+    })
 }
 
 /// Counts and logs a transient error, then waits out the backoff; false when cancelled meanwhile.

@@ -35,6 +35,8 @@ impl CapturedTable {
                 )));
             }
         }
+        let mut full = full;
+        full.version = full.content_version();
         let mut projected = full.clone();
         projected.columns = projection
             .iter()
@@ -45,6 +47,8 @@ impl CapturedTable {
             .iter()
             .map(|k| projection.iter().position(|p| p == k).unwrap())
             .collect();
+        // what readers see is the projected columns: their version is theirs
+        projected.version = projected.content_version();
         Ok(CapturedTable {
             full: Arc::new(full),
             projected: Arc::new(projected),
@@ -229,16 +233,101 @@ pub async fn load_tables(
             } else {
                 None
             },
+            added: None,
         });
     }
+    let mut unique: Option<HashMap<TableId, Vec<UniqueIndex>>> = None;
     for (id, schema) in tables.iter_mut() {
-        let key_names = crate::config::for_table(keys, id)
+        let configured = crate::config::for_table(keys, id);
+        let key_names = configured
             .cloned()
             .or_else(|| pks.get(id).cloned())
             .unwrap_or_default();
         schema.key = resolve_key(schema, &key_names)?;
+        if let Some(names) = configured {
+            if unique.is_none() {
+                unique = Some(unique_indexes(conn, only).await?);
+            }
+            let indexes = unique.as_ref().and_then(|u| u.get(id)).map(Vec::as_slice);
+            check_configured_key(id, names, indexes.unwrap_or_default())?;
+        }
     }
     Ok(tables)
+}
+
+/// A UNIQUE index (or the primary key): its columns, and whether each is NOT NULL.
+#[derive(Debug, Clone)]
+struct UniqueIndex {
+    name: String,
+    columns: Vec<(String, bool)>,
+}
+
+async fn unique_indexes(
+    conn: &mut mysql_async::Conn,
+    only: Option<&TableId>,
+) -> Result<HashMap<TableId, Vec<UniqueIndex>>, SourceError> {
+    let mut sql = String::from(
+        "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, COLUMN_NAME, NULLABLE FROM information_schema.STATISTICS \
+         WHERE NON_UNIQUE = 0",
+    );
+    let mut params: Vec<mysql_async::Value> = vec![];
+    if let Some(id) = only {
+        sql.push_str(" AND BINARY TABLE_SCHEMA = BINARY ? AND BINARY TABLE_NAME = BINARY ?");
+        params.push(id.database.as_str().into());
+        params.push(id.table.as_str().into());
+    }
+    sql.push_str(" ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX");
+    let rows: Vec<(String, String, String, String, String)> = conn.exec(sql, params).await?;
+    let mut out: HashMap<TableId, Vec<UniqueIndex>> = HashMap::new();
+    for (db, table, index, column, nullable) in rows {
+        let indexes = out.entry(TableId::new(&db, &table)).or_default();
+        if indexes.last().is_none_or(|i| i.name != index) {
+            indexes.push(UniqueIndex {
+                name: index,
+                columns: vec![],
+            });
+        }
+        let last = indexes.last_mut().expect("pushed above");
+        last.columns.push((column, !nullable.eq_ignore_ascii_case("YES")));
+    }
+    Ok(out)
+}
+
+/// A key from `source.keys` must identify rows: some UNIQUE index over NOT NULL columns lies within
+/// it. Otherwise rows sharing a key value would collapse into one in the lake.
+fn check_configured_key(
+    id: &TableId,
+    key: &[String],
+    indexes: &[UniqueIndex],
+) -> Result<(), SourceError> {
+    let in_key = |c: &str| key.iter().any(|k| k.eq_ignore_ascii_case(c));
+    let covered = indexes.iter().any(|i| {
+        i.columns
+            .iter()
+            .all(|(c, not_null)| *not_null && in_key(c))
+    });
+    if covered {
+        return Ok(());
+    }
+    let nullable_unique: Vec<&str> = indexes
+        .iter()
+        .filter(|i| i.columns.iter().all(|(c, _)| in_key(c)))
+        .map(|i| i.name.as_str())
+        .collect();
+    let why = if nullable_unique.is_empty() {
+        "no UNIQUE index lies within those columns, so rows may share a key value".to_string()
+    } else {
+        format!(
+            "the UNIQUE index(es) {} within them allow NULLs, and rows with NULL keys may repeat",
+            nullable_unique.join(", ")
+        )
+    };
+    Err(SourceError::Config(format!(
+        "source.keys gives {id} the key ({}), but {why}; binlake would keep one row per key value and lose \
+         the others. Fix: add a primary key or a UNIQUE index over NOT NULL columns to {id} in MySQL, or \
+         name such columns in source.keys",
+        key.join(", ")
+    )))
 }
 
 fn resolve_key(schema: &TableSchema, names: &[String]) -> Result<Vec<usize>, SourceError> {
@@ -391,6 +480,7 @@ pub fn schema_from_table_map(
             members,
             precision,
             scale,
+            added: None,
         });
     }
     let schema = TableSchema {
@@ -467,5 +557,31 @@ mod tests {
             vec!["a", "b'c", "d,e"]
         );
         assert_eq!(parse_members("set('x','')"), vec!["x", ""]);
+    }
+
+    #[test]
+    fn a_configured_key_needs_a_unique_not_null_index_within_it() {
+        let id = TableId::new("d", "t");
+        let index = |name: &str, cols: &[(&str, bool)]| UniqueIndex {
+            name: name.into(),
+            columns: cols.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
+        };
+        let key = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // no index at all: rows may share the key
+        let e = check_configured_key(&id, &key(&["sym"]), &[]).unwrap_err().to_string();
+        assert!(e.contains("d.t") && e.contains("(sym)") && e.contains("Fix:"), "{e}");
+        // a unique index within the key, NOT NULL: the key is unique
+        let u = [index("u_id", &[("id", true)])];
+        check_configured_key(&id, &key(&["id", "sym"]), &u).unwrap();
+        check_configured_key(&id, &key(&["ID"]), &u).unwrap();
+        // one that reaches outside the key does not make it unique
+        let wide = [index("u_id_day", &[("id", true), ("day", true)])];
+        assert!(check_configured_key(&id, &key(&["id"]), &wide).is_err());
+        // NULLs repeat under a UNIQUE index
+        let nullable = [index("u_code", &[("code", false)])];
+        let e = check_configured_key(&id, &key(&["code"]), &nullable)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("u_code") && e.contains("NULL"), "{e}");
     }
 }

@@ -567,6 +567,8 @@ mod tests {
             gtid: None,
             snapshot: Some(SnapshotProgress::default()),
             xa: None,
+            tables: Default::default(),
+            sync: false,
         };
         record_chunk(&mut cp, &id, Some(vec![Value::Int(500)]), &p1, Some(200));
         let snap = cp.snapshot.as_ref().unwrap();

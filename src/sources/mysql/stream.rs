@@ -6,7 +6,7 @@ use super::schema::load_tables;
 use super::{connect, is_purged_error, Flavor, ServerInfo, SourceError};
 use crate::channel::MessageSender;
 use crate::config::{SourceConfig, TableFilter};
-use crate::event::{TableId, TableSchema};
+use crate::event::{ColumnSchema, TableId, TableSchema, Value};
 use crate::retry::Backoff;
 use futures_util::StreamExt;
 use mysql_async::prelude::*;
@@ -44,6 +44,22 @@ impl SchemaLookup for LiveLookup<'_> {
             secs: self.timeout.as_secs(),
         })??;
         Ok(found.into_iter().find(|(k, _)| k == id).map(|(_, v)| v))
+    }
+
+    async fn added_default(
+        &mut self,
+        id: &TableId,
+        column: &ColumnSchema,
+        statement_ts_ms: i64,
+    ) -> Result<Option<Value>, SourceError> {
+        let what = format!("default of {id} column `{}`", column.name);
+        let secs = self.timeout.as_secs();
+        tokio::time::timeout(
+            self.timeout,
+            super::defaults::added_default(&mut self.conn, id, column, statement_ts_ms),
+        )
+        .await
+        .map_err(|_| SourceError::Timeout { what, secs })?
     }
 }
 
@@ -165,22 +181,70 @@ async fn stream_once(
 
     let mut out = Vec::new();
     let mut stop_deadline: Option<tokio::time::Instant> = None;
-    loop {
+    // snapshots taken while streaming: one chunk read at a time, on a connection of its own
+    let mut chunk_reader = Some(super::chunks::ChunkReader::new(cfg, filter, &info));
+    let mut reading: Option<ChunkRead> = None;
+    let mut chunk_backoff = Backoff::reconnect(Duration::from_secs(cfg.max_backoff_secs));
+    let mut chunk_retry_at: Option<tokio::time::Instant> = None;
+    let result = loop {
+        if reading.is_none()
+            && stop_deadline.is_none()
+            && chunk_retry_at.is_none_or(|t| tokio::time::Instant::now() >= t)
+        {
+            if let Some(request) = decoder.next_chunk_request() {
+                let reader = chunk_reader.take().expect("one read at a time");
+                reading = Some(tokio::spawn(reader.read(request)));
+            }
+        }
         let next = tokio::select! {
+            read = wait_chunk(&mut reading), if reading.is_some() => {
+                reading = None;
+                let (reader, chunk) = match read {
+                    Ok(done) => done,
+                    Err(e) => break Err(SourceError::Config(format!("snapshot chunk reader task: {e}"))),
+                };
+                chunk_reader = Some(reader);
+                match chunk {
+                    Ok(chunk) => {
+                        chunk_backoff.reset();
+                        chunk_retry_at = None;
+                        decoder.chunk_arrived(chunk);
+                    }
+                    Err(e) if e.is_transient() => {
+                        let wait = chunk_backoff.next_delay().unwrap_or(Duration::from_secs(cfg.max_backoff_secs));
+                        crate::observe::error("source", "transient");
+                        tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "reading a snapshot chunk; retrying");
+                        decoder.chunk_abandoned();
+                        chunk_retry_at = Some(tokio::time::Instant::now() + wait);
+                    }
+                    Err(e) => break Err(e),
+                }
+                if decoder.emit_ready_chunk(&mut out) {
+                    let size = out.len();
+                    if tx.send_all(std::mem::replace(&mut out, Vec::with_capacity(size))).await.is_err() {
+                        break Err(SourceError::DownstreamClosed);
+                    }
+                }
+                continue;
+            }
+            _ = sleep_until_opt(chunk_retry_at), if reading.is_none() && chunk_retry_at.is_some() => {
+                chunk_retry_at = None;
+                continue;
+            }
             _ = cancel.cancelled(), if stop_deadline.is_none() => {
                 if !decoder.in_transaction() {
-                    return Ok(());
+                    break Ok(());
                 }
                 stop_deadline = Some(tokio::time::Instant::now() + STOP_GRACE);
                 continue;
             }
             _ = sleep_until_opt(stop_deadline) => {
                 tracing::warn!("stopping inside an open transaction; it will be replayed on restart");
-                return Ok(());
+                break Ok(());
             }
             next = tokio::time::timeout(silence_limit, stream.next()) => match next {
                 Ok(next) => next,
-                Err(_) => return Err(SourceError::Timeout {
+                Err(_) => break Err(SourceError::Timeout {
                     what: format!(
                         "binlog stream (no event or heartbeat for {MISSED_HEARTBEATS} heartbeat periods of {} s; \
                          the connection is treated as dead)",
@@ -192,15 +256,17 @@ async fn stream_once(
         };
         let event = match next {
             Some(Ok(ev)) => ev,
-            Some(Err(e)) => return Err(purged(e)),
+            Some(Err(e)) => break Err(purged(e)),
             None => {
-                return Err(SourceError::Mysql(mysql_async::Error::Driver(
+                break Err(SourceError::Mysql(mysql_async::Error::Driver(
                     mysql_async::DriverError::ConnectionClosed,
                 )))
             }
         };
         backoff.reset();
-        decoder.handle(&event, &mut out, &mut lookup).await?;
+        if let Err(e) = decoder.handle(&event, &mut out, &mut lookup).await {
+            break Err(e);
+        }
         // Take what has already arrived without waiting, so the batch grows only while the stream is busy.
         // The decoder's reconnect position moves with every decoded transaction, so whatever went wrong,
         // the events decoded whole before it are handed over first (what the per-event loop did too).
@@ -227,18 +293,52 @@ async fn stream_once(
                 break;
             }
         }
+        if failed.is_none() {
+            // a chunk whose position the stream has reached goes out at this transaction boundary
+            decoder.emit_ready_chunk(&mut out);
+        }
         // the next batch starts at this one's size: growing a vector of thousands of events by doubling
         // copies it over and over, into freshly faulted pages (a tenth of the stdout path's time)
         let size = out.len();
-        tx.send_all(std::mem::replace(&mut out, Vec::with_capacity(size)))
+        if tx
+            .send_all(std::mem::replace(&mut out, Vec::with_capacity(size)))
             .await
-            .map_err(|_| SourceError::DownstreamClosed)?;
+            .is_err()
+        {
+            break Err(SourceError::DownstreamClosed);
+        }
         if let Some(e) = failed {
-            return Err(e);
+            break Err(e);
         }
         if stop_deadline.is_some() && !decoder.in_transaction() {
-            return Ok(());
+            break Ok(());
         }
+    };
+    // a chunk being read is asked for again by the next connection (or the next run)
+    if let Some(read) = reading {
+        read.abort();
+    }
+    decoder.chunk_abandoned();
+    result
+}
+
+type ChunkRead = tokio::task::JoinHandle<(
+    super::chunks::ChunkReader,
+    Result<super::binlog::incremental::Chunk, SourceError>,
+)>;
+
+async fn wait_chunk(
+    reading: &mut Option<ChunkRead>,
+) -> Result<
+    (
+        super::chunks::ChunkReader,
+        Result<super::binlog::incremental::Chunk, SourceError>,
+    ),
+    tokio::task::JoinError,
+> {
+    match reading {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
     }
 }
 

@@ -10,11 +10,13 @@ use super::schema::{self, same_shape, CapturedTable};
 use super::xa::{parse_xa_statement, PreparedSet, XaVerb};
 use super::SourceError;
 use crate::config::TableFilter;
-use crate::event::progress::{Checkpoint, SnapshotProgress, XaReplay};
+use crate::event::progress::{Checkpoint, Lifecycle, SnapshotProgress, XaReplay};
 use crate::event::{
-    BinlogPosition, ChangeEvent, EventSource, Op, SchemaChange, SourceMessage, TableId, TableSchema,
+    AddedDefault, BinlogPosition, ChangeEvent, ColumnSchema, EventSource, Op, SchemaChange,
+    SourceMessage, TableId, TableSchema, Value,
 };
 mod events;
+pub mod incremental;
 mod rows;
 
 use events::{
@@ -63,6 +65,15 @@ pub trait SchemaLookup {
         &mut self,
         id: &TableId,
     ) -> impl std::future::Future<Output = Result<Option<TableSchema>, SourceError>> + Send;
+
+    /// The value MySQL gave the existing rows of `id` for `column`, just added by a statement logged at
+    /// `statement_ts_ms`; `None` when there is nothing to fill in (no server to ask, no row).
+    fn added_default(
+        &mut self,
+        id: &TableId,
+        column: &ColumnSchema,
+        statement_ts_ms: i64,
+    ) -> impl std::future::Future<Output = Result<Option<Value>, SourceError>> + Send;
 }
 
 /// Offline decoding has no server to ask.
@@ -70,6 +81,15 @@ pub struct NoLookup;
 
 impl SchemaLookup for NoLookup {
     async fn lookup(&mut self, _id: &TableId) -> Result<Option<TableSchema>, SourceError> {
+        Ok(None)
+    }
+
+    async fn added_default(
+        &mut self,
+        _id: &TableId,
+        _column: &ColumnSchema,
+        _statement_ts_ms: i64,
+    ) -> Result<Option<Value>, SourceError> {
         Ok(None)
     }
 }
@@ -99,6 +119,8 @@ pub struct DecoderOptions {
     pub allow_anonymous_columns: bool,
     /// Most bytes of row changes one prepared, uncommitted XA transaction may hold.
     pub max_prepared_xa_bytes: usize,
+    /// `source.signal_table`: its inserts are requests to binlake (`incremental.rs`), never changes.
+    pub signal_table: Option<TableId>,
 }
 
 pub struct BinlogDecoder {
@@ -129,6 +151,13 @@ pub struct BinlogDecoder {
     /// After a restart behind a prepared XA transaction: transactions ending here or before were delivered
     /// already; they are decoded again (same `_seq`s) but not emitted.
     replay_until: Option<BinlogPosition>,
+    /// Tables the sink holds whole, and snapshots taken while streaming (`incremental.rs`).
+    lifecycle: Lifecycle,
+    /// The chunk being read for a snapshot taken while streaming, and the keys of its table changed
+    /// in the stream since it was asked for.
+    chunk: Option<incremental::Window>,
+    /// Chunk requests made so far: a chunk answers the request with its number.
+    chunk_requests: u64,
 }
 
 impl BinlogDecoder {
@@ -168,6 +197,9 @@ impl BinlogDecoder {
             pending_ddl: HashMap::new(),
             prepared: PreparedSet::default(),
             replay_until: start.xa.as_ref().map(|x| x.delivered.clone()),
+            lifecycle: start.tables.clone(),
+            chunk: None,
+            chunk_requests: 0,
         }
     }
 
@@ -225,6 +257,8 @@ impl BinlogDecoder {
                 resume_seq: a.next_seq,
                 delivered: self.committed.clone(),
             }),
+            tables: self.lifecycle.clone(),
+            sync: false,
         }
     }
 
@@ -240,6 +274,8 @@ impl BinlogDecoder {
                     resume_seq: xa.next_seq,
                     delivered: self.committed.clone(),
                 }),
+                tables: self.lifecycle.clone(),
+                sync: false,
             },
             None => Checkpoint {
                 next_seq: self.next_seq,
@@ -247,6 +283,8 @@ impl BinlogDecoder {
                 gtid: self.committed_gtid.clone(),
                 snapshot: self.snapshot.clone(),
                 xa: None,
+                tables: self.lifecycle.clone(),
+                sync: false,
             },
         }
     }
@@ -381,7 +419,7 @@ impl BinlogDecoder {
                     || trimmed.eq_ignore_ascii_case("ROLLBACK")
                 {
                     self.commit(out);
-                } else if xa.is_some() || trimmed.to_ascii_uppercase().starts_with("SAVEPOINT") {
+                } else if xa.is_some() || is_savepoint_statement(trimmed) {
                     // XA END / XA PREPARE as text and savepoints carry no row changes of their own
                 } else {
                     if self.tx.gtid.is_none() {
@@ -494,6 +532,7 @@ impl BinlogDecoder {
             ev.tx_order = self.tx.order;
             ev.seq = self.take_seq();
             if !replaying {
+                self.note_changed(&ev);
                 out.push(SourceMessage::Change(ev));
             }
         }
@@ -579,60 +618,278 @@ impl BinlogDecoder {
         out: &mut Vec<SourceMessage>,
         lookup: &mut impl SchemaLookup,
     ) -> Result<(), SourceError> {
+        let resolve = |(db, table): ddl::Name| TableId::new(db.as_deref().unwrap_or(default_db), &table);
         match ddl::classify(sql) {
-            Ddl::Truncate(db, table) => {
-                let id = TableId::new(db.as_deref().unwrap_or(default_db), &table);
+            Ddl::Truncate(name) => {
+                let id = resolve(name);
                 let Some(captured) = self.tables.get(&id).cloned() else {
                     return Ok(());
                 };
                 if self.truncate_suppressed(&id)? {
                     return Ok(());
                 }
-                self.tx.order += 1;
-                out.push(SourceMessage::Change(ChangeEvent {
-                    op: Op::Truncate,
-                    schema: captured.projected.clone(),
-                    before: None,
-                    after: None,
-                    source: self.source(server_id, 0),
-                    seq: self.take_seq(),
-                    tx_order: self.tx.order,
-                }));
+                self.emit_table_op(Op::Truncate, captured.projected.clone(), server_id, out);
             }
-            Ddl::SchemaChange(tables) => {
-                for (db, table) in tables {
-                    let db = db.unwrap_or_else(|| default_db.to_string());
-                    if !self.opts.filter.captures(&db, &table) {
-                        continue;
-                    }
-                    let id = TableId::new(&db, &table);
-                    // Table maps are re-sent before the next rows event; forget ours so it is re-resolved.
-                    self.table_maps
-                        .retain(|_, d| d.as_ref().is_none_or(|d| d.captured.full.id() != id));
-                    match lookup.lookup(&id).await? {
-                        Some(mut fresh) => {
-                            let version = self
-                                .tables
-                                .get(&id)
-                                .map(|t| t.full.version + 1)
-                                .unwrap_or(1);
-                            fresh.version = version;
-                            let captured = CapturedTable::new(fresh, &self.opts.filter)?;
-                            out.push(SourceMessage::SchemaChange(SchemaChange {
-                                schema: captured.projected.clone(),
-                                ddl: sql.to_string(),
-                                source: self.source(server_id, 0),
-                            }));
-                            self.tables.insert(id, captured);
-                        }
-                        None => {
-                            // Offline, or the table is gone: report with the next table map (or not at all if dropped).
-                            self.pending_ddl.insert(id, sql.to_string());
-                        }
-                    }
+            Ddl::Drop(names) => {
+                for name in names {
+                    self.drop_table(&resolve(name), server_id, out)?;
                 }
             }
-            Ddl::Other => {}
+            Ddl::DropDatabase(db) => {
+                let mut ids: Vec<TableId> =
+                    self.tables.keys().filter(|id| id.database == db).cloned().collect();
+                ids.sort();
+                for id in ids {
+                    self.drop_table(&id, server_id, out)?;
+                }
+            }
+            Ddl::Create {
+                table,
+                or_replace,
+                if_not_exists,
+            } => {
+                let id = resolve(table);
+                if !self.opts.filter.captures(&id.database, &id.table) {
+                    return Ok(());
+                }
+                let existed = self.tables.contains_key(&id);
+                if existed && if_not_exists && !or_replace {
+                    return Ok(()); // the table was there: the statement did nothing
+                }
+                if existed {
+                    // replaced (or created again after a drop this process did not see): the table
+                    // starts empty, whatever the lake held of the old one
+                    self.drop_table(&id, server_id, out)?;
+                }
+                self.reload_schema(&id, sql, server_id, out, lookup).await?;
+                self.followed_from_creation(&id);
+            }
+            Ddl::Alter {
+                table,
+                rename_to: Some(to),
+                rows_changed,
+            } => {
+                let from = resolve(table);
+                self.resnapshot_for_row_changes(&from, rows_changed.as_deref(), sql, server_id, out);
+                self.rename_table(&from, &resolve(to), sql, server_id, out, lookup)
+                    .await?;
+            }
+            Ddl::Alter {
+                table,
+                rename_to: None,
+                rows_changed,
+            } => {
+                let id = resolve(table);
+                if !self.opts.filter.captures(&id.database, &id.table) {
+                    return Ok(());
+                }
+                self.reload_schema(&id, sql, server_id, out, lookup).await?;
+                self.resnapshot_for_row_changes(&id, rows_changed.as_deref(), sql, server_id, out);
+            }
+            Ddl::Rename(pairs) => {
+                for (from, to) in pairs {
+                    self.rename_table(&resolve(from), &resolve(to), sql, server_id, out, lookup)
+                        .await?;
+                }
+            }
+            Ddl::NoTableChange => {}
+            Ddl::Unrecognised { names } => {
+                let named = names.into_iter().map(resolve).find(|id| {
+                    self.tables.keys().any(|t| {
+                        t.database == id.database && t.table.eq_ignore_ascii_case(&id.table)
+                    })
+                });
+                if let Some(id) = named {
+                    return Err(SourceError::UnreadableEvent {
+                        position: self.position(),
+                        detail: format!(
+                            "the statement `{}` names the captured table {id}, and binlake does not know what it \
+                             does to its rows or columns (a statement-logged change? check binlog_format = ROW). \
+                             Nothing after it is applied; once the table is right again, re-snapshot it",
+                            quote_statement(sql)
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An event that empties a table at this point of the stream (TRUNCATE, DROP).
+    fn emit_table_op(
+        &mut self,
+        op: Op,
+        schema: Arc<TableSchema>,
+        server_id: u32,
+        out: &mut Vec<SourceMessage>,
+    ) {
+        self.tx.order += 1;
+        let source = self.source(server_id, 0);
+        let seq = self.take_seq();
+        out.push(SourceMessage::Change(ChangeEvent {
+            op,
+            schema,
+            before: None,
+            after: None,
+            source,
+            seq,
+            tx_order: self.tx.order,
+        }));
+    }
+
+    /// A captured table is gone under this name: its lake table is emptied here and leaves the catalog.
+    /// A table this process never saw is dropped by name (its schema has no columns): the lake may hold
+    /// it from an earlier run.
+    fn drop_table(
+        &mut self,
+        id: &TableId,
+        server_id: u32,
+        out: &mut Vec<SourceMessage>,
+    ) -> Result<(), SourceError> {
+        if !self.opts.filter.captures(&id.database, &id.table) {
+            return Ok(());
+        }
+        self.table_maps
+            .retain(|_, d| d.as_ref().is_none_or(|d| d.captured.full.id() != *id));
+        self.pending_ddl.remove(id);
+        self.forget_table(id);
+        let schema = match self.tables.remove(id) {
+            Some(t) => t.projected.clone(),
+            None => Arc::new(TableSchema::named_only(id)),
+        };
+        if self.truncate_suppressed(id)? {
+            return Ok(()); // the snapshot was read after it
+        }
+        self.emit_table_op(Op::Drop, schema, server_id, out);
+        Ok(())
+    }
+
+    /// `from` becomes `to`. Captured under the old name: that table is dropped. Captured under the new
+    /// name: the rows it arrives with were never streamed under that name, so it cannot be followed from
+    /// here without a snapshot of it.
+    async fn rename_table(
+        &mut self,
+        from: &TableId,
+        to: &TableId,
+        sql: &str,
+        server_id: u32,
+        out: &mut Vec<SourceMessage>,
+        lookup: &mut impl SchemaLookup,
+    ) -> Result<(), SourceError> {
+        self.drop_table(from, server_id, out)?;
+        if !self.opts.filter.captures(&to.database, &to.table) {
+            return Ok(());
+        }
+        self.drop_table(to, server_id, out)?;
+        tracing::info!(statement = %quote_statement(sql), from = %from, to = %to, "a table renamed into the capture: its rows were not streamed under that name");
+        self.reload_schema(to, sql, server_id, out, lookup).await?;
+        self.schedule_snapshot(to);
+        Ok(())
+    }
+
+    /// ALTER TABLE clauses that remove or bring rows without row events: the table is emptied here and
+    /// snapshotted again while the stream runs. True when it was.
+    fn resnapshot_for_row_changes(
+        &mut self,
+        id: &TableId,
+        clause: Option<&str>,
+        sql: &str,
+        server_id: u32,
+        out: &mut Vec<SourceMessage>,
+    ) -> bool {
+        let Some(clause) = clause else { return false };
+        let Some(captured) = self.tables.get(id).cloned() else {
+            return false;
+        };
+        tracing::warn!(table = %id, clause, statement = %quote_statement(sql), "rows changed without row events: snapshotting the table again");
+        self.emit_table_op(Op::Truncate, captured.projected.clone(), server_id, out);
+        self.schedule_snapshot(id);
+        true
+    }
+
+    /// Asked for by a signal (`source.signal_table`) or at start: a captured table is emptied here and
+    /// snapshotted again while the stream runs.
+    pub(super) fn resnapshot(&mut self, id: &TableId, server_id: u32, out: &mut Vec<SourceMessage>) {
+        if let Some(captured) = self.tables.get(id).cloned() {
+            self.emit_table_op(Op::Truncate, captured.projected.clone(), server_id, out);
+        }
+        self.schedule_snapshot(id);
+    }
+
+    /// Columns of `fresh` that the known schema of `id` lacks were added by this statement: the rows
+    /// that existed hold MySQL's default for them, which no row event carries, so the schema says which
+    /// value and up to which `_seq` (the lake backfills it). Columns kept carry what they had. A
+    /// statement that also removed columns may have renamed them, which is no addition: nothing is
+    /// filled in then.
+    async fn note_added_columns(
+        &mut self,
+        id: &TableId,
+        fresh: &mut TableSchema,
+        lookup: &mut impl SchemaLookup,
+    ) -> Result<(), SourceError> {
+        let Some(old) = self.tables.get(id).map(|t| t.full.clone()) else {
+            return Ok(()); // a new table has no older rows
+        };
+        let named = |cols: &[ColumnSchema], name: &str| cols.iter().any(|c| c.name == name);
+        let removed = old.columns.iter().any(|c| !named(&fresh.columns, &c.name));
+        let before_seq = self.next_seq;
+        for c in fresh.columns.iter_mut() {
+            if let Some(o) = old.columns.iter().find(|o| o.name == c.name) {
+                c.added = o.added.clone();
+                continue;
+            }
+            if removed {
+                tracing::warn!(table = %id, column = %c.name, "a column appeared while others went (a rename?): rows older than the statement show NULL in it in the lake");
+                continue;
+            }
+            let position = self.position();
+            let value = lookup
+                .added_default(id, c, self.tx.ts_ms)
+                .await
+                .map_err(|e| match e {
+                    SourceError::NeedsSnapshot { table, detail, .. } => {
+                        SourceError::NeedsSnapshot {
+                            table,
+                            position,
+                            detail,
+                        }
+                    }
+                    e => e,
+                })?;
+            c.added = value
+                .filter(|v| !v.is_null())
+                .map(|value| AddedDefault { before_seq, value });
+        }
+        Ok(())
+    }
+
+    /// Reads a captured table's schema after a statement that created or altered it, and announces it.
+    async fn reload_schema(
+        &mut self,
+        id: &TableId,
+        sql: &str,
+        server_id: u32,
+        out: &mut Vec<SourceMessage>,
+        lookup: &mut impl SchemaLookup,
+    ) -> Result<(), SourceError> {
+        // Table maps are re-sent before the next rows event; forget ours so it is re-resolved.
+        self.table_maps
+            .retain(|_, d| d.as_ref().is_none_or(|d| d.captured.full.id() != *id));
+        match lookup.lookup(id).await? {
+            Some(mut fresh) => {
+                self.note_added_columns(id, &mut fresh, lookup).await?;
+                let captured = CapturedTable::new(fresh, &self.opts.filter)?;
+                out.push(SourceMessage::SchemaChange(SchemaChange {
+                    schema: captured.projected.clone(),
+                    ddl: sql.to_string(),
+                    source: self.source(server_id, 0),
+                }));
+                self.tables.insert(id.clone(), captured);
+            }
+            None => {
+                // Offline, or the table is gone again: report with the next table map (if any).
+                self.pending_ddl.insert(id.clone(), sql.to_string());
+            }
         }
         Ok(())
     }
@@ -646,11 +903,12 @@ impl BinlogDecoder {
     ) -> Result<(), SourceError> {
         let db = tme.database_name();
         let table = tme.table_name();
-        if !self.opts.filter.captures(&db, &table) {
+        let id = TableId::new(&db, &table);
+        let signal = self.opts.signal_table.as_ref() == Some(&id);
+        if !signal && !self.opts.filter.captures(&db, &table) {
             self.table_maps.insert(tme.table_id(), None);
             return Ok(());
         }
-        let id = TableId::new(&db, &table);
         let tm = schema::schema_from_table_map(tme, &self.opts.collations).map_err(|e| {
             SourceError::CorruptBinlog {
                 position: self.position(),
@@ -674,10 +932,14 @@ impl BinlogDecoder {
                     }
                 }
             }
+            if let Some(k) = &known {
+                for c in from_map.columns.iter_mut() {
+                    c.added = k.full.columns.iter().find(|o| o.name == c.name).and_then(|o| o.added.clone());
+                }
+            }
             match known {
                 Some(k) if same_shape(&k.full, &from_map) => k,
-                other => {
-                    from_map.version = other.as_ref().map(|k| k.full.version + 1).unwrap_or(1);
+                _ => {
                     let captured = CapturedTable::new(from_map, &self.opts.filter)?;
                     out.push(SourceMessage::SchemaChange(SchemaChange {
                         schema: captured.projected.clone(),
@@ -728,6 +990,31 @@ impl BinlogDecoder {
         let s = self.next_seq;
         self.next_seq += 1;
         s
+    }
+}
+
+/// `SAVEPOINT`, `ROLLBACK TO [SAVEPOINT]`, `RELEASE SAVEPOINT`: inside a transaction, never its end.
+fn is_savepoint_statement(sql: &str) -> bool {
+    let upper: Vec<String> = sql
+        .split_whitespace()
+        .take(2)
+        .map(|w| w.to_ascii_uppercase())
+        .collect();
+    match upper.first().map(String::as_str) {
+        Some("SAVEPOINT") => true,
+        Some("ROLLBACK") | Some("RELEASE") => {
+            matches!(upper.get(1).map(String::as_str), Some("TO") | Some("SAVEPOINT"))
+        }
+        _ => false,
+    }
+}
+
+/// A statement as an error quotes it: on one line, at most 300 characters.
+fn quote_statement(sql: &str) -> String {
+    let one_line: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &one_line[..cut]),
+        None => one_line,
     }
 }
 

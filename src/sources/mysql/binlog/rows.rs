@@ -60,6 +60,8 @@ impl BinlogDecoder {
             RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_) => Op::Delete,
             _ => Op::Update,
         };
+        let signal = self.opts.signal_table.as_ref() == Some(&id);
+        let mut signals = vec![];
         let mut buf = ParseBuf(rows.rows_data());
         let emitted_before = out.len();
         let mut row_idx = 0u32;
@@ -97,12 +99,20 @@ impl BinlogDecoder {
                 before.map(|r| dec.captured.project(r)),
                 after.map(|r| dec.captured.project(r)),
             );
+            if signal {
+                // a request to binlake, read when inserted; never a change to capture
+                if op == Op::Insert {
+                    signals.extend(after);
+                }
+                row_idx += 1;
+                continue;
+            }
             if let Some((op, before, after)) =
                 self.apply_snapshot_filter(&dec.captured, op, before, after, &position)?
             {
                 self.tx.order += 1;
                 let source = self.source(server_id, row_idx);
-                out.push(SourceMessage::Change(ChangeEvent {
+                let ev = ChangeEvent {
                     op,
                     schema: dec.captured.projected.clone(),
                     before,
@@ -110,9 +120,16 @@ impl BinlogDecoder {
                     source,
                     seq: self.take_seq(),
                     tx_order: self.tx.order,
-                }));
+                };
+                if held_xa.is_none() && !skipping {
+                    self.note_changed(&ev);
+                }
+                out.push(SourceMessage::Change(ev));
             }
             row_idx += 1;
+        }
+        if !signals.is_empty() && !skipping && held_xa.is_none() && !self.replaying() {
+            self.take_signals(&dec.captured.projected, signals, server_id, out);
         }
         if skipping {
             // Already emitted before the reconnect: keep the transaction's order count, drop the duplicates.
