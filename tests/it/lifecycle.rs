@@ -6,7 +6,7 @@
 use crate::common::*;
 use crate::kafka::{start_publisher, stop, unique_prefix};
 use crate::kafka_sink::{sink_config, start_sink, stop_sink};
-use crate::lake::{lake_name, query_cells, start_lake, wait_lake_equals_source};
+use crate::lake::{lake_name, start_lake, wait_lake_equals_source};
 use binlake::config::Config;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -82,6 +82,43 @@ impl Running {
         assert!(!finished, "the pipeline stopped");
     }
 
+    /// Whether a part of the pipeline has stopped (with its error, once taken).
+    fn finished(&self) -> bool {
+        match &self.parts {
+            Parts::Direct(_, h) => h.is_finished(),
+            Parts::Kafka { publisher, sink } => publisher.1.is_finished() || sink.1.is_finished(),
+        }
+    }
+
+    /// Waits until the lake's `table` equals MariaDB's (then checks it fully); fails at once with the
+    /// pipeline's error if it stops meanwhile.
+    pub async fn wait_equal(&mut self, config: &Config, db: &str, table: &str, secs: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            match crate::lake::lake_matches_source(config, db, table).await {
+                Ok(()) => break,
+                Err(why) => {
+                    if self.finished() {
+                        let error = match &mut self.parts {
+                            Parts::Direct(_, h) => format!("{:?}", h.await),
+                            Parts::Kafka { publisher, sink } if publisher.1.is_finished() => {
+                                format!("publisher: {:?}", (&mut publisher.1).await)
+                            }
+                            Parts::Kafka { sink, .. } => format!("sink: {:?}", (&mut sink.1).await),
+                        };
+                        panic!("{db}.{table}: the pipeline stopped ({error}) with the lake unequal: {why}");
+                    }
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "{db}.{table}: the lake did not equal MariaDB within {secs}s: {why}"
+                    );
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        crate::lake::assert_lake_equals_source(config, db, table).await;
+    }
+
     pub async fn stop(self) {
         match self.parts {
             Parts::Direct(cancel, handle) => {
@@ -130,13 +167,13 @@ impl Running {
     }
 }
 
-/// Rows the lake holds for `table` (of `db`).
+/// Rows the lake holds for `table` (of `db`); 0 while it has no such table.
 pub async fn lake_rows(config: &Config, db: &str, table: &str) -> usize {
-    query_cells(
-        config,
-        &format!("SELECT count(*) FROM {}", lake_name(db, table)),
-    )
-    .await[0][0]
+    let sql = format!("SELECT count(*) FROM {}", lake_name(db, table));
+    let Ok(df) = binlake::sinks::lake::query::sql(&config.lake, &sql).await else {
+        return 0;
+    };
+    crate::lake::cells(&df.collect().await.unwrap())[0][0]
         .parse()
         .unwrap()
 }
@@ -166,10 +203,10 @@ async fn drop_and_create_again(mode: Mode) {
     db.exec("CREATE TABLE gone (id INT PRIMARY KEY)").await;
     db.exec("INSERT INTO gone VALUES (1), (2)").await;
     let (config, _) = mode_config(&db, mode, &unique_prefix("lcdrop"), "");
-    let running = start_mode(config.clone(), mode).await;
-    wait_lake_equals_source(&config, &db.name, "t", 90).await;
-    wait_lake_equals_source(&config, &db.name, "r", 90).await;
-    wait_lake_equals_source(&config, &db.name, "gone", 90).await;
+    let mut running = start_mode(config.clone(), mode).await;
+    running.wait_equal(&config, &db.name, "t", 90).await;
+    running.wait_equal(&config, &db.name, "r", 90).await;
+    running.wait_equal(&config, &db.name, "gone", 90).await;
     // streamed rows first, so the drop meets rows from both the snapshot and the stream
     db.exec("INSERT INTO t VALUES (4, 40)").await;
     db.exec("UPDATE r SET v = 'changed' WHERE id = 2").await;
@@ -183,17 +220,17 @@ async fn drop_and_create_again(mode: Mode) {
         .await;
     db.exec("INSERT INTO r VALUES (2, 'again'), (5, 'five')").await;
     db.exec("DROP TABLE IF EXISTS gone, never_there").await;
-    wait_lake_equals_source(&config, &db.name, "t", 90).await;
-    wait_lake_equals_source(&config, &db.name, "r", 90).await;
+    running.wait_equal(&config, &db.name, "t", 90).await;
+    running.wait_equal(&config, &db.name, "r", 90).await;
     wait_lake_empty(&config, &db.name, "gone", 90).await;
     running.assert_running();
     running.stop().await;
     // a restart replays nothing into the tables it dropped or created again
-    let running = start_mode(config.clone(), mode).await;
+    let mut running = start_mode(config.clone(), mode).await;
     db.exec("INSERT INTO t (id, v) VALUES (2, 'after restart')").await;
-    wait_lake_equals_source(&config, &db.name, "t", 90).await;
+    running.wait_equal(&config, &db.name, "t", 90).await;
     assert_eq!(lake_rows(&config, &db.name, "gone").await, 0);
-    wait_lake_equals_source(&config, &db.name, "r", 90).await;
+    running.wait_equal(&config, &db.name, "r", 90).await;
     running.stop().await;
 }
 
@@ -217,9 +254,9 @@ async fn renamed_away(mode: Mode) {
     // archived tables are not captured
     let exclude = format!("exclude = [\"{}.arch_*\"]", db.name);
     let (config, _) = mode_config(&db, mode, &unique_prefix("lcaway"), &exclude);
-    let running = start_mode(config.clone(), mode).await;
-    wait_lake_equals_source(&config, &db.name, "a", 90).await;
-    wait_lake_equals_source(&config, &db.name, "b", 90).await;
+    let mut running = start_mode(config.clone(), mode).await;
+    running.wait_equal(&config, &db.name, "a", 90).await;
+    running.wait_equal(&config, &db.name, "b", 90).await;
     db.exec("INSERT INTO a VALUES (6, 6)").await;
     db.exec("RENAME TABLE a TO arch_a").await;
     db.exec("ALTER TABLE b RENAME TO arch_b").await;
@@ -251,12 +288,12 @@ async fn rows_changed_without_row_events(mode: Mode) {
     db.exec("INSERT INTO p SELECT seq, seq FROM seq_1_to_300").await;
     let extra = "[source.snapshot]\nchunk_size = 40";
     let (config, _) = mode_config(&db, mode, &unique_prefix("lcpart"), extra);
-    let running = start_mode(config.clone(), mode).await;
-    wait_lake_equals_source(&config, &db.name, "p", 90).await;
+    let mut running = start_mode(config.clone(), mode).await;
+    running.wait_equal(&config, &db.name, "p", 90).await;
     // rows of p0 vanish without row events: binlake empties p and reads it again, chunk by chunk
     db.exec("ALTER TABLE p TRUNCATE PARTITION p0").await;
     db.exec("UPDATE p SET v = -v WHERE id % 7 = 0").await;
-    wait_lake_equals_source(&config, &db.name, "p", 90).await;
+    running.wait_equal(&config, &db.name, "p", 90).await;
     running.assert_running();
     // a change logged as a statement cannot be followed: binlake stops and quotes it
     let mut conn = admin_for(&db.name).await;
@@ -359,14 +396,14 @@ async fn a_configured_key_that_is_not_unique_is_refused_at_start() {
         );
     }
     // with a UNIQUE index over NOT NULL columns inside the configured key, every row lands
-    db.exec("ALTER TABLE nk ADD COLUMN id INT NOT NULL AUTO_INCREMENT, ADD UNIQUE KEY u_id (id)")
+    db.exec("ALTER TABLE nk ADD COLUMN id INT NOT NULL AUTO_INCREMENT FIRST, ADD UNIQUE KEY u_id (id)")
         .await;
     let keys = format!("keys = {{ \"{}.nk\" = [\"id\", \"sym\"] }}", db.name);
     let (config, _) = mode_config(&db, Mode::Direct, "", &keys);
-    let running = start_mode(config.clone(), Mode::Direct).await;
-    wait_lake_equals_source(&config, &db.name, "nk", 90).await;
+    let mut running = start_mode(config.clone(), Mode::Direct).await;
+    running.wait_equal(&config, &db.name, "nk", 90).await;
     db.exec("INSERT INTO nk (sym, px) VALUES ('A', 6)").await;
-    wait_lake_equals_source(&config, &db.name, "nk", 90).await;
+    running.wait_equal(&config, &db.name, "nk", 90).await;
     running.stop().await;
 }
 
@@ -380,8 +417,8 @@ async fn a_fresh_start_continues_above_the_sinks_seq(mode: Mode) {
     db.exec("INSERT INTO u SELECT seq, seq FROM seq_1_to_20").await;
     let prefix = unique_prefix("lcfloor");
     let (config, _) = mode_config(&db, mode, &prefix, "");
-    let running = start_mode(config.clone(), mode).await;
-    wait_lake_equals_source(&config, &db.name, "t", 90).await;
+    let mut running = start_mode(config.clone(), mode).await;
+    running.wait_equal(&config, &db.name, "t", 90).await;
     // streamed changes raise the `_seq`s the lake holds well above a new snapshot's first ones
     for i in 0..5 {
         db.exec(&format!(
@@ -392,8 +429,8 @@ async fn a_fresh_start_continues_above_the_sinks_seq(mode: Mode) {
     // the last flush holds both tables: no single-table commit carries a checkpoint
     db.exec("BEGIN; UPDATE t SET v = -1 WHERE id = 1; UPDATE u SET v = -1 WHERE id = 1; COMMIT")
         .await;
-    wait_lake_equals_source(&config, &db.name, "t", 90).await;
-    wait_lake_equals_source(&config, &db.name, "u", 90).await;
+    running.wait_equal(&config, &db.name, "t", 90).await;
+    running.wait_equal(&config, &db.name, "u", 90).await;
     running.stop().await;
     match mode {
         Mode::Direct => {
@@ -420,13 +457,13 @@ async fn a_fresh_start_continues_above_the_sinks_seq(mode: Mode) {
     // (a row deleted while nothing ran is another matter: a snapshot alone cannot tell it is gone)
     db.exec("UPDATE t SET v = 1000 WHERE id = 2").await;
     db.exec("INSERT INTO u VALUES (50, 50)").await;
-    let running = start_mode(config.clone(), mode).await;
-    wait_lake_equals_source(&config, &db.name, "t", 90).await;
-    wait_lake_equals_source(&config, &db.name, "u", 90).await;
+    let mut running = start_mode(config.clone(), mode).await;
+    running.wait_equal(&config, &db.name, "t", 90).await;
+    running.wait_equal(&config, &db.name, "u", 90).await;
     db.exec("UPDATE t SET v = 2000 WHERE id = 4").await;
     db.exec("INSERT INTO u VALUES (100, 100)").await;
-    wait_lake_equals_source(&config, &db.name, "t", 90).await;
-    wait_lake_equals_source(&config, &db.name, "u", 90).await;
+    running.wait_equal(&config, &db.name, "t", 90).await;
+    running.wait_equal(&config, &db.name, "u", 90).await;
     running.stop().await;
 }
 
@@ -448,8 +485,8 @@ async fn added_columns_take_their_defaults(mode: Mode) {
     db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)").await;
     db.exec("INSERT INTO t SELECT seq, seq FROM seq_1_to_300").await;
     let (config, _) = mode_config(&db, mode, &unique_prefix("lcdflt"), "");
-    let running = start_mode(config.clone(), mode).await;
-    wait_lake_equals_source(&config, &db.name, "t", 90).await;
+    let mut running = start_mode(config.clone(), mode).await;
+    running.wait_equal(&config, &db.name, "t", 90).await;
     db.exec("INSERT INTO t SELECT seq, seq FROM seq_301_to_652").await;
     db.exec(
         "ALTER TABLE t ADD COLUMN c INT NOT NULL DEFAULT 7, ADD COLUMN d VARCHAR(30) DEFAULT 'dflt', \
@@ -459,17 +496,17 @@ async fn added_columns_take_their_defaults(mode: Mode) {
     .await;
     // about half the rows are written again after the ALTER, the rest only existed
     db.exec("UPDATE t SET v = v + 1, c = id WHERE id % 2 = 0").await;
-    db.exec("INSERT INTO t (id, v) VALUES (1000, 1000)").await;
-    wait_lake_equals_source(&config, &db.name, "t", 90).await;
+    db.exec("INSERT INTO t (id, v, e) VALUES (1000, 1000, 1)").await;
+    running.wait_equal(&config, &db.name, "t", 90).await;
     db.exec("ALTER TABLE t DROP COLUMN d").await;
     db.exec("UPDATE t SET v = -v WHERE id % 5 = 0").await;
-    wait_lake_equals_source(&config, &db.name, "t", 90).await;
+    running.wait_equal(&config, &db.name, "t", 90).await;
     running.assert_running();
     running.stop().await;
     // a restart replays nothing wrong into the filled rows
-    let running = start_mode(config.clone(), mode).await;
-    db.exec("INSERT INTO t (id, v, c) VALUES (1001, 1, 2)").await;
-    wait_lake_equals_source(&config, &db.name, "t", 90).await;
+    let mut running = start_mode(config.clone(), mode).await;
+    db.exec("INSERT INTO t (id, v, c, e) VALUES (1001, 1, 2, 3)").await;
+    running.wait_equal(&config, &db.name, "t", 90).await;
     db.exec("ALTER TABLE t MODIFY COLUMN v BIGINT").await;
     db.exec("UPDATE t SET v = 5000000000 WHERE id = 1").await;
     let error = running.stopped_with(90).await;
@@ -556,8 +593,8 @@ async fn online_schema_change_cut_over(mode: Mode) {
         db.name
     );
     let (config, _) = mode_config(&db, mode, &unique_prefix("lcosc"), &extra);
-    let running = start_mode(config.clone(), mode).await;
-    wait_lake_equals_source(&config, &db.name, "t", 90).await;
+    let mut running = start_mode(config.clone(), mode).await;
+    running.wait_equal(&config, &db.name, "t", 90).await;
     let writer = writer_on(&db, "t", 2000);
     db.exec("CREATE TABLE _t_new LIKE t").await;
     db.exec("ALTER TABLE _t_new ADD COLUMN w INT NOT NULL DEFAULT 3")
@@ -580,7 +617,7 @@ async fn online_schema_change_cut_over(mode: Mode) {
     crate::lake::wait_for_lake(&config, &format!("{}.t", db.name), "id = 1000000 AND w = 3", 90)
         .await;
     stop_writer(writer).await;
-    wait_lake_equals_source(&config, &db.name, "t", 120).await;
+    running.wait_equal(&config, &db.name, "t", 120).await;
     running.assert_running();
     running.stop().await;
 }
@@ -677,8 +714,8 @@ async fn snapshot_on_demand(mode: Mode) {
         db.name
     );
     let (config, path) = mode_config(&db, mode, &unique_prefix("lcdemand"), &extra);
-    let running = start_mode(config.clone(), mode).await;
-    wait_lake_equals_source(&config, &db.name, "t", 90).await;
+    let mut running = start_mode(config.clone(), mode).await;
+    running.wait_equal(&config, &db.name, "t", 90).await;
     // the signal table is binlake's, not a captured table
     assert!(
         !binlake::sinks::lake::query::list_tables(&config.lake)
@@ -730,7 +767,7 @@ async fn snapshot_on_demand(mode: Mode) {
     // the row only the snapshot can bring
     crate::lake::wait_for_lake(&config, &format!("{}.t", db.name), "id = 5000000", 90).await;
     stop_writer(writer).await;
-    wait_lake_equals_source(&config, &db.name, "t", 120).await;
+    running.wait_equal(&config, &db.name, "t", 120).await;
     running.assert_running();
     running.stop().await;
 }
@@ -755,8 +792,8 @@ async fn when_needed_recovers_a_purged_position(mode: Mode) {
     let prefix = unique_prefix("lcpurge");
     let extra = "[source.snapshot]\nmode = \"when_needed\"\nchunk_size = 100";
     let (config, _) = mode_config(&db, mode, &prefix, extra);
-    let running = start_mode(config.clone(), mode).await;
-    wait_lake_equals_source(&config, &db.name, "t", 90).await;
+    let mut running = start_mode(config.clone(), mode).await;
+    running.wait_equal(&config, &db.name, "t", 90).await;
     running.stop().await;
     // while nothing runs: changes, and the resume position is gone
     db.exec("DELETE FROM t WHERE id % 9 = 0").await;
@@ -793,9 +830,9 @@ async fn when_needed_recovers_a_purged_position(mode: Mode) {
                 .unwrap();
         }
     }
-    let running = start_mode(config.clone(), mode).await;
+    let mut running = start_mode(config.clone(), mode).await;
     db.exec("INSERT INTO t VALUES (700, 700)").await;
-    wait_lake_equals_source(&config, &db.name, "t", 120).await;
+    running.wait_equal(&config, &db.name, "t", 120).await;
     running.assert_running();
     running.stop().await;
 }

@@ -168,11 +168,13 @@ pub async fn added_default(
                 quote(&id.database),
                 quote(&id.table)
             );
+            // the binary protocol, as the snapshot reads: typed values for `from_snapshot`
             let value: Option<mysql_async::Value> = conn.query_first(sql).await?;
             let Some(value) = value else {
                 return Ok(None); // no rows: nothing existed to fill
             };
-            from_snapshot(column, value)
+            // DEFAULT() comes back as text, whatever the column's type
+            from_snapshot(column, typed(column, value))
                 .map(Some)
                 .map_err(|e| SourceError::Decode {
                     table: id.clone(),
@@ -180,6 +182,67 @@ pub async fn added_default(
                 })
         }
     }
+}
+
+/// A value the server sent as text, typed as the binary protocol (which the snapshot reads) types it.
+fn typed(column: &ColumnSchema, value: mysql_async::Value) -> mysql_async::Value {
+    use mysql_async::Value as M;
+    use ColumnKind as K;
+    let M::Bytes(bytes) = &value else {
+        return value;
+    };
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return value;
+    };
+    let text = text.trim();
+    let parsed = match column.kind {
+        K::TinyInt | K::SmallInt | K::MediumInt | K::Int | K::BigInt if column.unsigned => {
+            text.parse().ok().map(M::UInt)
+        }
+        K::TinyInt | K::SmallInt | K::MediumInt | K::Int | K::BigInt | K::Year => {
+            text.parse().ok().map(M::Int)
+        }
+        K::Float => text.parse().ok().map(M::Float),
+        K::Double => text.parse().ok().map(M::Double),
+        K::Date | K::DateTime | K::Timestamp => parse_datetime(text),
+        K::Time => parse_time(text),
+        _ => None,
+    };
+    parsed.unwrap_or(value)
+}
+
+/// `YYYY-MM-DD[ HH:MM:SS[.ffffff]]` as the binary protocol's date value.
+fn parse_datetime(text: &str) -> Option<mysql_async::Value> {
+    let (date, time) = text.split_once(' ').unwrap_or((text, "00:00:00"));
+    let mut d = date.split('-').map(|p| p.parse::<u32>().ok());
+    let (y, mo, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut t = hms.split(':').map(|p| p.parse::<u32>().ok());
+    let (h, mi, s) = (t.next()??, t.next()??, t.next()??);
+    let micros = format!("{frac:0<6}").get(..6)?.parse::<u32>().ok()?;
+    Some(mysql_async::Value::Date(
+        y as u16, mo as u8, day as u8, h as u8, mi as u8, s as u8, micros,
+    ))
+}
+
+/// `[-]HHH:MM:SS[.ffffff]` as the binary protocol's time value.
+fn parse_time(text: &str) -> Option<mysql_async::Value> {
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (hms, frac) = text.split_once('.').unwrap_or((text, ""));
+    let mut t = hms.split(':').map(|p| p.parse::<u32>().ok());
+    let (h, mi, s) = (t.next()??, t.next()??, t.next()??);
+    let micros = format!("{frac:0<6}").get(..6)?.parse::<u32>().ok()?;
+    Some(mysql_async::Value::Time(
+        negative,
+        h / 24,
+        (h % 24) as u8,
+        mi as u8,
+        s as u8,
+        micros,
+    ))
 }
 
 #[cfg(test)]
@@ -207,6 +270,28 @@ mod tests {
             classify(Some("(now() + interval 1 day)"), "DEFAULT_GENERATED", true),
             Default::Expression("(now() + interval 1 day)".into())
         );
+    }
+
+    #[test]
+    fn text_defaults_take_the_column_type() {
+        use mysql_async::Value as M;
+        let col = |kind| ColumnSchema::new("c", kind);
+        let text = |t: &str| M::Bytes(t.as_bytes().to_vec());
+        assert_eq!(typed(&col(ColumnKind::Int), text("7")), M::Int(7));
+        assert_eq!(typed(&col(ColumnKind::Double), text("2.5")), M::Double(2.5));
+        assert_eq!(
+            typed(&col(ColumnKind::DateTime), text("2026-12-07 01:02:03.5")),
+            M::Date(2026, 12, 7, 1, 2, 3, 500_000)
+        );
+        assert_eq!(
+            typed(&col(ColumnKind::Date), text("2026-12-07")),
+            M::Date(2026, 12, 7, 0, 0, 0, 0)
+        );
+        assert_eq!(
+            typed(&col(ColumnKind::Time), text("-838:59:59")),
+            M::Time(true, 34, 22, 59, 59, 0)
+        );
+        assert_eq!(typed(&col(ColumnKind::Text), text("dflt")), text("dflt"));
     }
 
     #[test]
