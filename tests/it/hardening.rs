@@ -38,17 +38,18 @@ async fn a_definite_lake_error_during_the_snapshot_exits_with_the_error() {
     create_quotes(&db, 100_000).await;
     let config_path = db.config_file("[source.snapshot]\nchunk_size = 1000");
     let config = binlake::config::Config::load(&config_path).unwrap();
-    // A Delta table already at the quotes location whose `bid` is a string: the first flush cannot evolve it.
+    // A Delta table already at the quotes location whose `bid` is a string, holding a row: the first
+    // flush cannot evolve it (an empty one would take the source's columns).
     let mut id = ColumnSchema::new("id", ColumnKind::BigInt);
     id.unsigned = true;
-    let schema = TableSchema {
+    let schema = std::sync::Arc::new(TableSchema {
         database: db.name.clone(),
         table: "quotes".into(),
         columns: vec![id, ColumnSchema::new("bid", ColumnKind::Text)],
         key: vec![0],
         version: 1,
-    };
-    LakeTable::open_or_create(
+    });
+    let mut table = LakeTable::open_or_create(
         &table_uri(&config.lake, &db.name, "quotes").unwrap(),
         &storage_options(&config.lake),
         &schema,
@@ -56,6 +57,19 @@ async fn a_definite_lake_error_during_the_snapshot_exits_with_the_error() {
     )
     .await
     .unwrap();
+    let row = binlake::sinks::lake::table::KeyChange {
+        seq: 1,
+        op: "c",
+        schema: schema.clone(),
+        row: vec![
+            binlake::event::Value::UInt(1_000_000),
+            binlake::event::Value::String("not a decimal".into()),
+        ],
+        deleted: false,
+        source_ts_ms: 0,
+        origin: None,
+    };
+    table.append(&[row], 1).await.unwrap();
     let started = Instant::now();
     let out = run_binary_to_exit(&["run"], &config_path, 60).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
