@@ -704,6 +704,87 @@ async fn a_table_joining_the_capture_is_snapshotted_while_streaming_through_kafk
     a_table_joining_the_capture(Mode::Kafka).await;
 }
 
+/// `binlake snapshot --table` on a running connector: the table is emptied and read again while the
+/// stream runs under a writer, which repairs a lake that drifted (rows changed with sql_log_bin = 0).
+async fn snapshot_on_demand(mode: Mode) {
+    use mysql_async::prelude::Queryable;
+    let db = TestDb::new(&format!("lc_ondemand_{mode:?}").to_lowercase()).await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)").await;
+    db.exec("INSERT INTO t SELECT seq, seq FROM seq_1_to_3000").await;
+    db.exec("CREATE TABLE binlake_signal (id VARCHAR(64) PRIMARY KEY, type VARCHAR(32) NOT NULL, data VARCHAR(2048) NULL)")
+        .await;
+    let extra = format!(
+        "signal_table = \"{}.binlake_signal\"\n[source.snapshot]\nchunk_size = 200",
+        db.name
+    );
+    let (config, path) = mode_config(&db, mode, &unique_prefix("lcdemand"), &extra);
+    let mut running = start_mode(config.clone(), mode).await;
+    running.wait_equal(&config, &db.name, "t", 90).await;
+    // the signal table is binlake's, not a captured table
+    assert!(
+        !binlake::sinks::lake::query::list_tables(&config.lake)
+            .await
+            .unwrap()
+            .iter()
+            .any(|(_, t)| t == "binlake_signal"),
+        "the signal table is not written to the lake"
+    );
+    let mut conn = admin_for(&db.name).await;
+    conn.query_drop(format!(
+        "SET SESSION sql_log_bin = 0; UPDATE `{0}`.t SET v = 0 WHERE id % 10 = 0; \
+         DELETE FROM `{0}`.t WHERE id % 13 = 0; INSERT INTO `{0}`.t VALUES (5000000, 1)",
+        db.name
+    ))
+    .await
+    .unwrap();
+    drop(conn);
+    let ask = |table: &str| {
+        std::process::Command::new(binary())
+            .args(["snapshot", "--table", table, "--config"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    // without the grant, the refusal says which one
+    let refused = ask(&format!("{}.t", db.name));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("GRANT INSERT"), "{stderr}");
+    let user = mysql_async::Opts::from_url(&env("BINLAKE_MYSQL_URL"))
+        .unwrap()
+        .user()
+        .unwrap()
+        .to_string();
+    db.exec(&format!(
+        "GRANT INSERT ON `{}`.binlake_signal TO '{user}'@'127.0.0.1'",
+        db.name
+    ))
+    .await;
+    let not_captured = ask("mysql.user");
+    assert!(!not_captured.status.success(), "a table outside the capture is refused");
+    let writer = writer_on(&db, "t", 10_000);
+    let asked = ask(&format!("{}.t", db.name));
+    assert!(
+        asked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&asked.stderr)
+    );
+    // the row only the snapshot can bring
+    stop_writer(writer).await;
+    running.wait_equal(&config, &db.name, "t", 120).await;
+    running.assert_running();
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_on_demand_repairs_the_table_while_streaming_direct() {
+    snapshot_on_demand(Mode::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_on_demand_repairs_the_table_while_streaming_through_kafka() {
+    snapshot_on_demand(Mode::Kafka).await;
+}
+
 /// `source.snapshot.mode = "when_needed"`: a resume position gone from the server (as after PURGE
 /// BINARY LOGS) makes binlake stream from now and snapshot every table again, rows deleted meanwhile
 /// included, instead of stopping.
