@@ -208,9 +208,9 @@ async fn drop_and_create_again(mode: Mode) {
     db.exec("INSERT INTO gone VALUES (1), (2)").await;
     let (config, _) = mode_config(&db, mode, &unique_prefix("lcdrop"), "");
     let mut running = start_mode(config.clone(), mode).await;
-    running.wait_equal(&config, &db.name, "t", 90).await;
-    running.wait_equal(&config, &db.name, "r", 90).await;
-    running.wait_equal(&config, &db.name, "gone", 90).await;
+    running.wait_equal(&config, &db.name, "t", 300).await;
+    running.wait_equal(&config, &db.name, "r", 300).await;
+    running.wait_equal(&config, &db.name, "gone", 300).await;
     // streamed rows first, so the drop meets rows from both the snapshot and the stream
     db.exec("INSERT INTO t VALUES (4, 40)").await;
     db.exec("UPDATE r SET v = 'changed' WHERE id = 2").await;
@@ -224,17 +224,17 @@ async fn drop_and_create_again(mode: Mode) {
         .await;
     db.exec("INSERT INTO r VALUES (2, 'again'), (5, 'five')").await;
     db.exec("DROP TABLE IF EXISTS gone, never_there").await;
-    running.wait_equal(&config, &db.name, "t", 90).await;
-    running.wait_equal(&config, &db.name, "r", 90).await;
-    wait_lake_empty(&config, &db.name, "gone", 90).await;
+    running.wait_equal(&config, &db.name, "t", 300).await;
+    running.wait_equal(&config, &db.name, "r", 300).await;
+    wait_lake_empty(&config, &db.name, "gone", 300).await;
     running.assert_running();
     running.stop().await;
     // a restart replays nothing into the tables it dropped or created again
     let mut running = start_mode(config.clone(), mode).await;
     db.exec("INSERT INTO t (id, v) VALUES (2, 'after restart')").await;
-    running.wait_equal(&config, &db.name, "t", 90).await;
+    running.wait_equal(&config, &db.name, "t", 300).await;
     assert_eq!(lake_rows(&config, &db.name, "gone").await, 0);
-    running.wait_equal(&config, &db.name, "r", 90).await;
+    running.wait_equal(&config, &db.name, "r", 300).await;
     running.stop().await;
 }
 
@@ -259,13 +259,13 @@ async fn renamed_away(mode: Mode) {
     let exclude = format!("exclude = [\"{}.arch_*\"]", db.name);
     let (config, _) = mode_config(&db, mode, &unique_prefix("lcaway"), &exclude);
     let mut running = start_mode(config.clone(), mode).await;
-    running.wait_equal(&config, &db.name, "a", 90).await;
-    running.wait_equal(&config, &db.name, "b", 90).await;
+    running.wait_equal(&config, &db.name, "a", 300).await;
+    running.wait_equal(&config, &db.name, "b", 300).await;
     db.exec("INSERT INTO a VALUES (6, 6)").await;
     db.exec("RENAME TABLE a TO arch_a").await;
     db.exec("ALTER TABLE b RENAME TO arch_b").await;
-    wait_lake_empty(&config, &db.name, "a", 90).await;
-    wait_lake_empty(&config, &db.name, "b", 90).await;
+    wait_lake_empty(&config, &db.name, "a", 300).await;
+    wait_lake_empty(&config, &db.name, "b", 300).await;
     running.assert_running();
     running.stop().await;
 }
@@ -293,11 +293,11 @@ async fn rows_changed_without_row_events(mode: Mode) {
     let extra = "[source.snapshot]\nchunk_size = 40";
     let (config, _) = mode_config(&db, mode, &unique_prefix("lcpart"), extra);
     let mut running = start_mode(config.clone(), mode).await;
-    running.wait_equal(&config, &db.name, "p", 90).await;
+    running.wait_equal(&config, &db.name, "p", 300).await;
     // rows of p0 vanish without row events: binlake empties p and reads it again, chunk by chunk
     db.exec("ALTER TABLE p TRUNCATE PARTITION p0").await;
     db.exec("UPDATE p SET v = -v WHERE id % 7 = 0").await;
-    running.wait_equal(&config, &db.name, "p", 90).await;
+    running.wait_equal(&config, &db.name, "p", 300).await;
     running.assert_running();
     // a change logged as a statement cannot be followed: binlake stops and quotes it
     let mut conn = admin_for(&db.name).await;
@@ -357,15 +357,15 @@ async fn truncate_inside_a_batch_survives_a_crash(mode: Mode) {
         cmd.spawn().unwrap()
     };
     let mut writer = spawn(true);
-    wait_lake_equals_source(&config, &db.name, "t", 90).await;
+    wait_lake_equals_source(&config, &db.name, "t", 300).await;
     db.exec("UPDATE t SET v = -1 WHERE id <= 10").await;
     db.exec("TRUNCATE TABLE t").await;
     db.exec("INSERT INTO t VALUES (7, 70), (8, 80)").await;
     db.exec("UPDATE t SET v = 71 WHERE id = 7").await;
-    let status = wait_exit(&mut writer, 60, "the writer reached the crash point").await;
+    let status = wait_exit(&mut writer, 300, "the writer reached the crash point").await;
     assert!(!status.success(), "killed at the crash point: {status}");
     let mut writer = spawn(false);
-    wait_lake_equals_source(&config, &db.name, "t", 90).await;
+    wait_lake_equals_source(&config, &db.name, "t", 300).await;
     assert_alive(&mut writer, "after catching up");
     signal_and_wait(&mut writer, 15);
     if let Some((cancel, handle)) = publisher {
@@ -405,9 +405,9 @@ async fn a_configured_key_that_is_not_unique_is_refused_at_start() {
     let keys = format!("keys = {{ \"{}.nk\" = [\"id\", \"sym\"] }}", db.name);
     let (config, _) = mode_config(&db, Mode::Direct, "", &keys);
     let mut running = start_mode(config.clone(), Mode::Direct).await;
-    running.wait_equal(&config, &db.name, "nk", 90).await;
+    running.wait_equal(&config, &db.name, "nk", 300).await;
     db.exec("INSERT INTO nk (sym, px) VALUES ('A', 6)").await;
-    running.wait_equal(&config, &db.name, "nk", 90).await;
+    running.wait_equal(&config, &db.name, "nk", 300).await;
     running.stop().await;
 }
 
@@ -422,7 +422,7 @@ async fn a_fresh_start_continues_above_the_sinks_seq(mode: Mode) {
     let prefix = unique_prefix("lcfloor");
     let (config, _) = mode_config(&db, mode, &prefix, "");
     let mut running = start_mode(config.clone(), mode).await;
-    running.wait_equal(&config, &db.name, "t", 90).await;
+    running.wait_equal(&config, &db.name, "t", 300).await;
     // streamed changes raise the `_seq`s the lake holds well above a new snapshot's first ones
     for i in 0..5 {
         db.exec(&format!(
@@ -433,8 +433,8 @@ async fn a_fresh_start_continues_above_the_sinks_seq(mode: Mode) {
     // the last flush holds both tables: no single-table commit carries a checkpoint
     db.exec("BEGIN; UPDATE t SET v = -1 WHERE id = 1; UPDATE u SET v = -1 WHERE id = 1; COMMIT")
         .await;
-    running.wait_equal(&config, &db.name, "t", 90).await;
-    running.wait_equal(&config, &db.name, "u", 90).await;
+    running.wait_equal(&config, &db.name, "t", 300).await;
+    running.wait_equal(&config, &db.name, "u", 300).await;
     running.stop().await;
     match mode {
         Mode::Direct => {
@@ -462,12 +462,12 @@ async fn a_fresh_start_continues_above_the_sinks_seq(mode: Mode) {
     db.exec("UPDATE t SET v = 1000 WHERE id = 2").await;
     db.exec("INSERT INTO u VALUES (50, 50)").await;
     let mut running = start_mode(config.clone(), mode).await;
-    running.wait_equal(&config, &db.name, "t", 90).await;
-    running.wait_equal(&config, &db.name, "u", 90).await;
+    running.wait_equal(&config, &db.name, "t", 300).await;
+    running.wait_equal(&config, &db.name, "u", 300).await;
     db.exec("UPDATE t SET v = 2000 WHERE id = 4").await;
     db.exec("INSERT INTO u VALUES (100, 100)").await;
-    running.wait_equal(&config, &db.name, "t", 90).await;
-    running.wait_equal(&config, &db.name, "u", 90).await;
+    running.wait_equal(&config, &db.name, "t", 300).await;
+    running.wait_equal(&config, &db.name, "u", 300).await;
     running.stop().await;
 }
 
@@ -490,7 +490,7 @@ async fn added_columns_take_their_defaults(mode: Mode) {
     db.exec("INSERT INTO t SELECT seq, seq FROM seq_1_to_300").await;
     let (config, _) = mode_config(&db, mode, &unique_prefix("lcdflt"), "");
     let mut running = start_mode(config.clone(), mode).await;
-    running.wait_equal(&config, &db.name, "t", 90).await;
+    running.wait_equal(&config, &db.name, "t", 300).await;
     db.exec("INSERT INTO t SELECT seq, seq FROM seq_301_to_652").await;
     db.exec(
         "ALTER TABLE t ADD COLUMN c INT NOT NULL DEFAULT 7, ADD COLUMN d VARCHAR(30) DEFAULT 'dflt', \
@@ -501,16 +501,16 @@ async fn added_columns_take_their_defaults(mode: Mode) {
     // about half the rows are written again after the ALTER, the rest only existed
     db.exec("UPDATE t SET v = v + 1, c = id WHERE id % 2 = 0").await;
     db.exec("INSERT INTO t (id, v, e) VALUES (1000, 1000, 1)").await;
-    running.wait_equal(&config, &db.name, "t", 90).await;
+    running.wait_equal(&config, &db.name, "t", 300).await;
     db.exec("ALTER TABLE t DROP COLUMN d").await;
     db.exec("UPDATE t SET v = -v WHERE id % 5 = 0").await;
-    running.wait_equal(&config, &db.name, "t", 90).await;
+    running.wait_equal(&config, &db.name, "t", 300).await;
     running.assert_running();
     running.stop().await;
     // a restart replays nothing wrong into the filled rows
     let mut running = start_mode(config.clone(), mode).await;
     db.exec("INSERT INTO t (id, v, c, e) VALUES (1001, 1, 2, 3)").await;
-    running.wait_equal(&config, &db.name, "t", 90).await;
+    running.wait_equal(&config, &db.name, "t", 300).await;
     db.exec("ALTER TABLE t MODIFY COLUMN v BIGINT").await;
     db.exec("UPDATE t SET v = 5000000000 WHERE id = 1").await;
     let error = running.stopped_with(90).await;
@@ -598,7 +598,7 @@ async fn online_schema_change_cut_over(mode: Mode) {
     );
     let (config, _) = mode_config(&db, mode, &unique_prefix("lcosc"), &extra);
     let mut running = start_mode(config.clone(), mode).await;
-    running.wait_equal(&config, &db.name, "t", 90).await;
+    running.wait_equal(&config, &db.name, "t", 300).await;
     let writer = writer_on(&db, "t", 2000);
     db.exec("CREATE TABLE _t_new LIKE t").await;
     db.exec("ALTER TABLE _t_new ADD COLUMN w INT NOT NULL DEFAULT 3")
@@ -618,10 +618,10 @@ async fn online_schema_change_cut_over(mode: Mode) {
     db.exec("DROP TABLE _t_old").await;
     // the writer goes on against the new t while binlake snapshots it
     db.exec("INSERT INTO t (id, v) VALUES (1000000, 1)").await;
-    crate::lake::wait_for_lake(&config, &format!("{}.t", db.name), "id = 1000000 AND w = 3", 90)
+    crate::lake::wait_for_lake(&config, &format!("{}.t", db.name), "id = 1000000 AND w = 3", 300)
         .await;
     stop_writer(writer).await;
-    running.wait_equal(&config, &db.name, "t", 120).await;
+    running.wait_equal(&config, &db.name, "t", 300).await;
     running.assert_running();
     running.stop().await;
 }
@@ -657,10 +657,10 @@ async fn a_table_joining_the_capture(mode: Mode) {
         Mode::Kafka => &["--sink", "kafka"],
     };
     let mut run = spawn_binlake(&path, publisher_args);
-    wait_lake_equals_source(&config, &db.name, "t", 90).await;
+    wait_lake_equals_source(&config, &db.name, "t", 300).await;
     db.exec("UPDATE u SET v = -1 WHERE id = 1").await;
     db.exec("INSERT INTO t VALUES (1000, 1000)").await;
-    crate::lake::wait_for_lake(&config, &format!("{}.t", db.name), "id = 1000", 90).await;
+    crate::lake::wait_for_lake(&config, &format!("{}.t", db.name), "id = 1000", 300).await;
     assert_eq!(signal_and_wait(&mut run, 15).code(), Some(0), "drains on SIGTERM");
     // u joins the capture, with a writer on it
     let (config, path) = mode_config(&db, mode, &prefix, chunks);
@@ -668,7 +668,7 @@ async fn a_table_joining_the_capture(mode: Mode) {
     let mut run = spawn_binlake(&path, publisher_args);
     let u = format!("{}.u", db.name);
     // killed once part of u is in the lake
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
     loop {
         let n = lake_rows(&config, &db.name, "u").await;
         if n > 500 {
@@ -683,10 +683,10 @@ async fn a_table_joining_the_capture(mode: Mode) {
     let mut run = spawn_binlake(&path, publisher_args);
     // a row the writer never touches, after the restart: once it is in, the writer may stop
     db.exec("INSERT INTO u VALUES (5000000, 1)").await;
-    crate::lake::wait_for_lake(&config, &u, "id = 5000000", 120).await;
+    crate::lake::wait_for_lake(&config, &u, "id = 5000000", 300).await;
     stop_writer(writer).await;
-    wait_lake_equals_source(&config, &db.name, "u", 120).await;
-    wait_lake_equals_source(&config, &db.name, "t", 60).await;
+    wait_lake_equals_source(&config, &db.name, "u", 300).await;
+    wait_lake_equals_source(&config, &db.name, "t", 300).await;
     assert_alive(&mut run, "after the snapshot");
     signal_and_wait(&mut run, 15);
     if let Some((cancel, handle)) = sink {
@@ -719,7 +719,7 @@ async fn snapshot_on_demand(mode: Mode) {
     );
     let (config, path) = mode_config(&db, mode, &unique_prefix("lcdemand"), &extra);
     let mut running = start_mode(config.clone(), mode).await;
-    running.wait_equal(&config, &db.name, "t", 90).await;
+    running.wait_equal(&config, &db.name, "t", 300).await;
     // the signal table is binlake's, not a captured table
     assert!(
         !binlake::sinks::lake::query::list_tables(&config.lake)
@@ -770,7 +770,7 @@ async fn snapshot_on_demand(mode: Mode) {
     );
     // the row only the snapshot can bring
     stop_writer(writer).await;
-    running.wait_equal(&config, &db.name, "t", 120).await;
+    running.wait_equal(&config, &db.name, "t", 300).await;
     running.assert_running();
     running.stop().await;
 }
@@ -796,7 +796,7 @@ async fn when_needed_recovers_a_purged_position(mode: Mode) {
     let extra = "[source.snapshot]\nmode = \"when_needed\"\nchunk_size = 100";
     let (config, _) = mode_config(&db, mode, &prefix, extra);
     let mut running = start_mode(config.clone(), mode).await;
-    running.wait_equal(&config, &db.name, "t", 90).await;
+    running.wait_equal(&config, &db.name, "t", 300).await;
     running.stop().await;
     // while nothing runs: changes, and the resume position is gone
     db.exec("DELETE FROM t WHERE id % 9 = 0").await;
@@ -835,7 +835,7 @@ async fn when_needed_recovers_a_purged_position(mode: Mode) {
     }
     let mut running = start_mode(config.clone(), mode).await;
     db.exec("INSERT INTO t VALUES (700, 700)").await;
-    running.wait_equal(&config, &db.name, "t", 120).await;
+    running.wait_equal(&config, &db.name, "t", 300).await;
     running.assert_running();
     running.stop().await;
 }
