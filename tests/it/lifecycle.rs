@@ -378,10 +378,6 @@ async fn a_truncate_inside_a_batch_survives_a_crash_after_its_commit_direct() {
     truncate_inside_a_batch_survives_a_crash(Mode::Direct).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_truncate_inside_a_batch_survives_a_crash_after_its_commit_through_kafka() {
-    truncate_inside_a_batch_survives_a_crash(Mode::Kafka).await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configured_key_that_is_not_unique_is_refused_at_start() {
@@ -634,74 +630,6 @@ async fn an_online_schema_change_cut_over_leaves_the_table_equal_direct() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_online_schema_change_cut_over_leaves_the_table_equal_through_kafka() {
     online_schema_change_cut_over(Mode::Kafka).await;
-}
-
-/// A table taken out of `source.exclude` (so it joins the capture) is snapshotted while the stream
-/// runs, under a writer, and a SIGKILL in the middle of that snapshot loses and doubles nothing.
-async fn a_table_joining_the_capture(mode: Mode) {
-    let db = TestDb::new(&format!("lc_join_{mode:?}").to_lowercase()).await;
-    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)").await;
-    db.exec("INSERT INTO t SELECT seq, seq FROM seq_1_to_100").await;
-    db.exec("CREATE TABLE u (id INT PRIMARY KEY, v INT)").await;
-    db.exec("INSERT INTO u SELECT seq, seq FROM seq_1_to_12000").await;
-    let prefix = unique_prefix("lcjoin");
-    let chunks = "[source.snapshot]\nchunk_size = 100";
-    let excluded = format!("exclude = [\"{}.u\"]\n{chunks}", db.name);
-    let (config, path) = mode_config(&db, mode, &prefix, &excluded);
-    let sink = match mode {
-        Mode::Kafka => Some(start_sink(config.clone())),
-        Mode::Direct => None,
-    };
-    let publisher_args: &[&str] = match mode {
-        Mode::Direct => &[],
-        Mode::Kafka => &["--sink", "kafka"],
-    };
-    let mut run = spawn_binlake(&path, publisher_args);
-    wait_lake_equals_source(&config, &db.name, "t", 300).await;
-    db.exec("UPDATE u SET v = -1 WHERE id = 1").await;
-    db.exec("INSERT INTO t VALUES (1000, 1000)").await;
-    crate::lake::wait_for_lake(&config, &format!("{}.t", db.name), "id = 1000", 300).await;
-    assert_eq!(signal_and_wait(&mut run, 15).code(), Some(0), "drains on SIGTERM");
-    // u joins the capture, with a writer on it
-    let (config, path) = mode_config(&db, mode, &prefix, chunks);
-    let writer = writer_on(&db, "u", 12000);
-    let mut run = spawn_binlake(&path, publisher_args);
-    let u = format!("{}.u", db.name);
-    // killed once part of u is in the lake
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    loop {
-        let n = lake_rows(&config, &db.name, "u").await;
-        if n > 500 {
-            assert!(n < 11_000, "the kill must land inside the snapshot of u ({n} rows in)");
-            break;
-        }
-        assert_alive(&mut run, "while u is snapshotted");
-        assert!(std::time::Instant::now() < deadline, "u's snapshot did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    signal_and_wait(&mut run, 9);
-    let mut run = spawn_binlake(&path, publisher_args);
-    // a row the writer never touches, after the restart: once it is in, the writer may stop
-    db.exec("INSERT INTO u VALUES (5000000, 1)").await;
-    crate::lake::wait_for_lake(&config, &u, "id = 5000000", 300).await;
-    stop_writer(writer).await;
-    wait_lake_equals_source(&config, &db.name, "u", 300).await;
-    wait_lake_equals_source(&config, &db.name, "t", 300).await;
-    assert_alive(&mut run, "after the snapshot");
-    signal_and_wait(&mut run, 15);
-    if let Some((cancel, handle)) = sink {
-        stop_sink(cancel, handle).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_table_joining_the_capture_is_snapshotted_while_streaming_direct() {
-    a_table_joining_the_capture(Mode::Direct).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_table_joining_the_capture_is_snapshotted_while_streaming_through_kafka() {
-    a_table_joining_the_capture(Mode::Kafka).await;
 }
 
 /// `binlake snapshot --table` on a running connector: the table is emptied and read again while the
