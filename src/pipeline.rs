@@ -47,7 +47,10 @@ pub async fn run(
         None => sink.seq_floor().await?,
     };
     if seq_floor > 0 {
-        tracing::info!(seq_floor, "starting without a checkpoint: `_seq` continues above what the sink holds");
+        tracing::info!(
+            seq_floor,
+            "starting without a checkpoint: `_seq` continues above what the sink holds"
+        );
     }
     let mut identity = StreamIdentity::new(&config.name, sink.resnapshot_hint());
     identity.sink_keeps_unsaved_rows = sink.keeps_rows_past_checkpoint();
@@ -58,7 +61,15 @@ pub async fn run(
     let source_config = config.clone();
     let source_cancel = cancel.clone();
     let mut source = tokio::spawn(async move {
-        run_source(&source_config, start, seq_floor, tx, source_cancel, &identity).await
+        run_source(
+            &source_config,
+            start,
+            seq_floor,
+            tx,
+            source_cancel,
+            &identity,
+        )
+        .await
     });
     let mut tick = tokio::time::interval(TICK);
     let mut transforms: Vec<Box<dyn Transform>> = vec![Box::new(EventMetrics::default())];

@@ -71,13 +71,19 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut last_check = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(1800);
     while snapshot_done.is_none() {
-        anyhow::ensure!(Instant::now() < deadline, "the snapshot did not finish within 30 minutes");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the snapshot did not finish within 30 minutes"
+        );
         tick.tick().await;
         let values: Vec<String> = (next..next + per_tick)
             .map(|id| format!("({id}, 'S{}', {}.25, NOW(6))", id % 50, 100 + id % 900))
             .collect();
-        conn.query_drop(format!("INSERT INTO {DB}.ticks VALUES {}", values.join(",")))
-            .await?;
+        conn.query_drop(format!(
+            "INSERT INTO {DB}.ticks VALUES {}",
+            values.join(",")
+        ))
+        .await?;
         next += per_tick;
         commits.push((next - 1, crate::event::calendar::now_ms()));
         if last_check.elapsed() >= Duration::from_millis(500) {
@@ -102,7 +108,12 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     pipeline.await??;
     let mut latencies: Vec<i64> = commits
         .iter()
-        .filter_map(|(id, at)| visible.iter().find(|(max, _)| max >= id).map(|(_, ts)| ts - at))
+        .filter_map(|(id, at)| {
+            visible
+                .iter()
+                .find(|(max, _)| max >= id)
+                .map(|(_, ts)| ts - at)
+        })
         .collect();
     anyhow::ensure!(
         latencies.len() == commits.len(),
@@ -171,7 +182,12 @@ fn start(
     (cancel, handle)
 }
 
-async fn wait_rows(config: &Config, table: &str, rows: u64, started: Instant) -> anyhow::Result<()> {
+async fn wait_rows(
+    config: &Config,
+    table: &str,
+    rows: u64,
+    started: Instant,
+) -> anyhow::Result<()> {
     let uri = table_uri(&config.lake, DB, table)?;
     while delta_rows(&uri).await? < rows {
         anyhow::ensure!(

@@ -409,8 +409,7 @@ impl TableSchema {
     /// key, so a number always means the same columns, in every process and across restarts (readers of
     /// the schema-change topic key schemas by it). FNV-1a over their JSON form; never 0.
     pub fn content_version(&self) -> u32 {
-        let bytes =
-            serde_json::to_vec(&(&self.columns, &self.key)).expect("a schema serializes");
+        let bytes = serde_json::to_vec(&(&self.columns, &self.key)).expect("a schema serializes");
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for b in bytes {
             hash ^= b as u64;

@@ -201,8 +201,10 @@ pub async fn wait_lake_empty(config: &Config, db: &str, table: &str, secs: u64) 
 async fn drop_and_create_again(mode: Mode) {
     let db = TestDb::new(&format!("lc_drop_{mode:?}").to_lowercase()).await;
     db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)").await;
-    db.exec("INSERT INTO t VALUES (1, 10), (2, 20), (3, 30)").await;
-    db.exec("CREATE TABLE r (id INT PRIMARY KEY, v VARCHAR(10))").await;
+    db.exec("INSERT INTO t VALUES (1, 10), (2, 20), (3, 30)")
+        .await;
+    db.exec("CREATE TABLE r (id INT PRIMARY KEY, v VARCHAR(10))")
+        .await;
     db.exec("INSERT INTO r VALUES (1, 'a'), (2, 'b')").await;
     db.exec("CREATE TABLE gone (id INT PRIMARY KEY)").await;
     db.exec("INSERT INTO gone VALUES (1), (2)").await;
@@ -222,7 +224,8 @@ async fn drop_and_create_again(mode: Mode) {
     // replaced in one statement, old key inserted again
     db.exec("CREATE OR REPLACE TABLE r (id INT PRIMARY KEY, v VARCHAR(10))")
         .await;
-    db.exec("INSERT INTO r VALUES (2, 'again'), (5, 'five')").await;
+    db.exec("INSERT INTO r VALUES (2, 'again'), (5, 'five')")
+        .await;
     db.exec("DROP TABLE IF EXISTS gone, never_there").await;
     running.wait_equal(&config, &db.name, "t", 300).await;
     running.wait_equal(&config, &db.name, "r", 300).await;
@@ -231,7 +234,8 @@ async fn drop_and_create_again(mode: Mode) {
     running.stop().await;
     // a restart replays nothing into the tables it dropped or created again
     let mut running = start_mode(config.clone(), mode).await;
-    db.exec("INSERT INTO t (id, v) VALUES (2, 'after restart')").await;
+    db.exec("INSERT INTO t (id, v) VALUES (2, 'after restart')")
+        .await;
     running.wait_equal(&config, &db.name, "t", 300).await;
     assert_eq!(lake_rows(&config, &db.name, "gone").await, 0);
     running.wait_equal(&config, &db.name, "r", 300).await;
@@ -289,7 +293,8 @@ async fn rows_changed_without_row_events(mode: Mode) {
          PARTITION BY RANGE (id) (PARTITION p0 VALUES LESS THAN (100), PARTITION p1 VALUES LESS THAN MAXVALUE)",
     )
     .await;
-    db.exec("INSERT INTO p SELECT seq, seq FROM seq_1_to_300").await;
+    db.exec("INSERT INTO p SELECT seq, seq FROM seq_1_to_300")
+        .await;
     let extra = "[source.snapshot]\nchunk_size = 40";
     let (config, _) = mode_config(&db, mode, &unique_prefix("lcpart"), extra);
     let mut running = start_mode(config.clone(), mode).await;
@@ -332,7 +337,8 @@ async fn rows_changed_without_row_events_through_kafka() {
 async fn truncate_inside_a_batch_survives_a_crash(mode: Mode) {
     let db = TestDb::new(&format!("lc_trunc_{mode:?}").to_lowercase()).await;
     db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)").await;
-    db.exec("INSERT INTO t SELECT seq, seq FROM seq_1_to_50").await;
+    db.exec("INSERT INTO t SELECT seq, seq FROM seq_1_to_50")
+        .await;
     let prefix = unique_prefix("lctrunc");
     let (config, path) = mode_config(&db, mode, &prefix, "");
     // one batch for everything below: a long interval, and no row limit reached
@@ -378,7 +384,6 @@ async fn a_truncate_inside_a_batch_survives_a_crash_after_its_commit_direct() {
     truncate_inside_a_batch_survives_a_crash(Mode::Direct).await;
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configured_key_that_is_not_unique_is_refused_at_start() {
     let db = TestDb::new("lc_keys").await;
@@ -389,15 +394,20 @@ async fn a_configured_key_that_is_not_unique_is_refused_at_start() {
     for column in ["sym", "code"] {
         let keys = format!("keys = {{ \"{}.nk\" = [\"{column}\"] }}", db.name);
         let (config, _) = mode_config(&db, Mode::Direct, "", &keys);
-        let error = start_mode(config, Mode::Direct).await.stopped_with(60).await;
+        let error = start_mode(config, Mode::Direct)
+            .await
+            .stopped_with(60)
+            .await;
         assert!(
             error.contains("source.keys") && error.contains(".nk") && error.contains(column),
             "{error}"
         );
     }
     // with a UNIQUE index over NOT NULL columns inside the configured key, every row lands
-    db.exec("ALTER TABLE nk ADD COLUMN id INT NOT NULL AUTO_INCREMENT FIRST, ADD UNIQUE KEY u_id (id)")
-        .await;
+    db.exec(
+        "ALTER TABLE nk ADD COLUMN id INT NOT NULL AUTO_INCREMENT FIRST, ADD UNIQUE KEY u_id (id)",
+    )
+    .await;
     let keys = format!("keys = {{ \"{}.nk\" = [\"id\", \"sym\"] }}", db.name);
     let (config, _) = mode_config(&db, Mode::Direct, "", &keys);
     let mut running = start_mode(config.clone(), Mode::Direct).await;
@@ -413,8 +423,10 @@ async fn a_fresh_start_continues_above_the_sinks_seq(mode: Mode) {
     let db = TestDb::new(&format!("lc_floor_{mode:?}").to_lowercase()).await;
     db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)").await;
     db.exec("CREATE TABLE u (id INT PRIMARY KEY, v INT)").await;
-    db.exec("INSERT INTO t SELECT seq, seq FROM seq_1_to_20").await;
-    db.exec("INSERT INTO u SELECT seq, seq FROM seq_1_to_20").await;
+    db.exec("INSERT INTO t SELECT seq, seq FROM seq_1_to_20")
+        .await;
+    db.exec("INSERT INTO u SELECT seq, seq FROM seq_1_to_20")
+        .await;
     let prefix = unique_prefix("lcfloor");
     let (config, _) = mode_config(&db, mode, &prefix, "");
     let mut running = start_mode(config.clone(), mode).await;
@@ -483,11 +495,13 @@ async fn a_fresh_start_continues_above_the_topics_seq_through_kafka() {
 async fn added_columns_take_their_defaults(mode: Mode) {
     let db = TestDb::new(&format!("lc_dflt_{mode:?}").to_lowercase()).await;
     db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)").await;
-    db.exec("INSERT INTO t SELECT seq, seq FROM seq_1_to_300").await;
+    db.exec("INSERT INTO t SELECT seq, seq FROM seq_1_to_300")
+        .await;
     let (config, _) = mode_config(&db, mode, &unique_prefix("lcdflt"), "");
     let mut running = start_mode(config.clone(), mode).await;
     running.wait_equal(&config, &db.name, "t", 300).await;
-    db.exec("INSERT INTO t SELECT seq, seq FROM seq_301_to_652").await;
+    db.exec("INSERT INTO t SELECT seq, seq FROM seq_301_to_652")
+        .await;
     db.exec(
         "ALTER TABLE t ADD COLUMN c INT NOT NULL DEFAULT 7, ADD COLUMN d VARCHAR(30) DEFAULT 'dflt', \
          ADD COLUMN e INT NOT NULL, ADD COLUMN f DATE NULL, \
@@ -495,8 +509,10 @@ async fn added_columns_take_their_defaults(mode: Mode) {
     )
     .await;
     // about half the rows are written again after the ALTER, the rest only existed
-    db.exec("UPDATE t SET v = v + 1, c = id WHERE id % 2 = 0").await;
-    db.exec("INSERT INTO t (id, v, e) VALUES (1000, 1000, 1)").await;
+    db.exec("UPDATE t SET v = v + 1, c = id WHERE id % 2 = 0")
+        .await;
+    db.exec("INSERT INTO t (id, v, e) VALUES (1000, 1000, 1)")
+        .await;
     running.wait_equal(&config, &db.name, "t", 300).await;
     db.exec("ALTER TABLE t DROP COLUMN d").await;
     db.exec("UPDATE t SET v = -v WHERE id % 5 = 0").await;
@@ -505,7 +521,8 @@ async fn added_columns_take_their_defaults(mode: Mode) {
     running.stop().await;
     // a restart replays nothing wrong into the filled rows
     let mut running = start_mode(config.clone(), mode).await;
-    db.exec("INSERT INTO t (id, v, c, e) VALUES (1001, 1, 2, 3)").await;
+    db.exec("INSERT INTO t (id, v, c, e) VALUES (1001, 1, 2, 3)")
+        .await;
     running.wait_equal(&config, &db.name, "t", 300).await;
     db.exec("ALTER TABLE t MODIFY COLUMN v BIGINT").await;
     db.exec("UPDATE t SET v = 5000000000 WHERE id = 1").await;
@@ -587,7 +604,8 @@ async fn stop_writer(
 async fn online_schema_change_cut_over(mode: Mode) {
     let db = TestDb::new(&format!("lc_osc_{mode:?}").to_lowercase()).await;
     db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)").await;
-    db.exec("INSERT INTO t SELECT seq, seq FROM seq_1_to_2000").await;
+    db.exec("INSERT INTO t SELECT seq, seq FROM seq_1_to_2000")
+        .await;
     let extra = format!(
         "exclude = [\"{}._*\"]\n[source.snapshot]\nchunk_size = 150",
         db.name
@@ -614,8 +632,13 @@ async fn online_schema_change_cut_over(mode: Mode) {
     db.exec("DROP TABLE _t_old").await;
     // the writer goes on against the new t while binlake snapshots it
     db.exec("INSERT INTO t (id, v) VALUES (1000000, 1)").await;
-    crate::lake::wait_for_lake(&config, &format!("{}.t", db.name), "id = 1000000 AND w = 3", 300)
-        .await;
+    crate::lake::wait_for_lake(
+        &config,
+        &format!("{}.t", db.name),
+        "id = 1000000 AND w = 3",
+        300,
+    )
+    .await;
     stop_writer(writer).await;
     running.wait_equal(&config, &db.name, "t", 300).await;
     running.assert_running();
@@ -638,7 +661,8 @@ async fn snapshot_on_demand(mode: Mode) {
     use mysql_async::prelude::Queryable;
     let db = TestDb::new(&format!("lc_ondemand_{mode:?}").to_lowercase()).await;
     db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)").await;
-    db.exec("INSERT INTO t SELECT seq, seq FROM seq_1_to_3000").await;
+    db.exec("INSERT INTO t SELECT seq, seq FROM seq_1_to_3000")
+        .await;
     db.exec("CREATE TABLE binlake_signal (id VARCHAR(64) PRIMARY KEY, type VARCHAR(32) NOT NULL, data VARCHAR(2048) NULL)")
         .await;
     let extra = format!(
@@ -676,7 +700,10 @@ async fn snapshot_on_demand(mode: Mode) {
     // without the grant, the refusal says which one
     let refused = ask(&format!("{}.t", db.name));
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success() && stderr.contains("GRANT INSERT"), "{stderr}");
+    assert!(
+        !refused.status.success() && stderr.contains("GRANT INSERT"),
+        "{stderr}"
+    );
     let user = mysql_async::Opts::from_url(&env("BINLAKE_MYSQL_URL"))
         .unwrap()
         .user()
@@ -688,7 +715,10 @@ async fn snapshot_on_demand(mode: Mode) {
     ))
     .await;
     let not_captured = ask("mysql.user");
-    assert!(!not_captured.status.success(), "a table outside the capture is refused");
+    assert!(
+        !not_captured.status.success(),
+        "a table outside the capture is refused"
+    );
     let writer = writer_on(&db, "t", 10_000);
     let asked = ask(&format!("{}.t", db.name));
     assert!(
@@ -719,7 +749,8 @@ async fn a_snapshot_on_demand_repairs_the_table_while_streaming_through_kafka() 
 async fn when_needed_recovers_a_purged_position(mode: Mode) {
     let db = TestDb::new(&format!("lc_purged_{mode:?}").to_lowercase()).await;
     db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)").await;
-    db.exec("INSERT INTO t SELECT seq, seq FROM seq_1_to_500").await;
+    db.exec("INSERT INTO t SELECT seq, seq FROM seq_1_to_500")
+        .await;
     let prefix = unique_prefix("lcpurge");
     let extra = "[source.snapshot]\nmode = \"when_needed\"\nchunk_size = 100";
     let (config, _) = mode_config(&db, mode, &prefix, extra);

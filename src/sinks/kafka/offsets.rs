@@ -107,14 +107,20 @@ fn load_blocking(
 /// The highest `binlake.seq` on the connector's table topics (`<prefix>.<db>.<table>`), read to their
 /// ends: where a publisher starting without a checkpoint continues, so its records are never taken for
 /// republished copies of older ones. Read only at such a start, which snapshots every table anyway.
-pub async fn seq_floor(config: &KafkaConfig, topics: super::records::Topics) -> Result<u64, KafkaError> {
+pub async fn seq_floor(
+    config: &KafkaConfig,
+    topics: super::records::Topics,
+) -> Result<u64, KafkaError> {
     let config = config.clone();
     tokio::task::spawn_blocking(move || seq_floor_blocking(&config, &topics))
         .await
         .map_err(|e| KafkaError::Client(format!("table topic reader task: {e}")))?
 }
 
-fn seq_floor_blocking(config: &KafkaConfig, topics: &super::records::Topics) -> Result<u64, KafkaError> {
+fn seq_floor_blocking(
+    config: &KafkaConfig,
+    topics: &super::records::Topics,
+) -> Result<u64, KafkaError> {
     let timeout = Duration::from_secs(config.request_timeout_secs);
     let transient = |topic: &str, e: &dyn std::fmt::Display| KafkaError::Offsets {
         topic: topic.to_string(),

@@ -219,7 +219,11 @@ impl GlueCatalog {
                 .await,
         ) {
             Ok(_) => {
-                tracing::info!(database, table = name, "removed the Glue table of a dropped table");
+                tracing::info!(
+                    database,
+                    table = name,
+                    "removed the Glue table of a dropped table"
+                );
                 Ok(())
             }
             Err(e)

@@ -335,12 +335,14 @@ impl LakeTable {
         self.added = self
             .columns
             .iter()
-            .map(|(name, _)| {
-                match kernel.field(name)?.metadata().get(ADDED_METADATA)? {
-                    deltalake::kernel::MetadataValue::String(json) => serde_json::from_str(json).ok(),
+            .map(
+                |(name, _)| match kernel.field(name)?.metadata().get(ADDED_METADATA)? {
+                    deltalake::kernel::MetadataValue::String(json) => {
+                        serde_json::from_str(json).ok()
+                    }
                     _ => None,
-                }
-            })
+                },
+            )
             .collect();
         Ok(())
     }
@@ -451,7 +453,11 @@ impl LakeTable {
         let ty = self.columns[i].1.clone();
         let array = super::arrow::build_column(column, &ty, &[Some(&added.value)])?;
         let value = ScalarValue::try_from_array(&array, 0)?;
-        tracing::info!(column, before_seq = added.before_seq, "backfilling a column added while rows existed");
+        tracing::info!(
+            column,
+            before_seq = added.before_seq,
+            "backfilling a column added while rows existed"
+        );
         let (table, metrics) = self
             .table
             .clone()
@@ -497,7 +503,12 @@ impl LakeTable {
             .collect();
         let empty = deltalake::arrow::record_batch::RecordBatch::try_new(arrow, columns)?;
         tracing::info!(table = %schema.id(), "the table is empty: replacing its columns with the source's");
-        let partitions = self.table.snapshot()?.metadata().partition_columns().to_vec();
+        let partitions = self
+            .table
+            .snapshot()?
+            .metadata()
+            .partition_columns()
+            .to_vec();
         self.table = self
             .table
             .clone()

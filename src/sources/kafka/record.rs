@@ -397,8 +397,14 @@ mod tests {
             assert!(!ev.source.snapshot);
         }
         let other_schema = r#"{"op":"c","after":{"id":3,"extra":{"deep":[1,2]}}}"#;
-        let refused = read_change(&schema, other_schema.as_bytes(), 1, Encoding::Binlake, modes)
-            .unwrap_err();
+        let refused = read_change(
+            &schema,
+            other_schema.as_bytes(),
+            1,
+            Encoding::Binlake,
+            modes,
+        )
+        .unwrap_err();
         assert!(refused.is_schema_mismatch(), "{refused}");
         let bad = r#"{"op":"c","after":{"id":"x"}}"#;
         assert!(read_change(&schema, bad.as_bytes(), 1, Encoding::Binlake, modes).is_err());

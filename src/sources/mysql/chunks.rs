@@ -5,7 +5,9 @@
 use super::binlog::incremental::{Chunk, ChunkRequest};
 use super::decode::from_snapshot;
 use super::schema::{load_tables, CapturedTable};
-use super::snapshot::{after_key_params, after_key_predicate, open_consistent_snapshot, select_parts};
+use super::snapshot::{
+    after_key_params, after_key_predicate, open_consistent_snapshot, select_parts,
+};
 use super::{connect, ServerInfo, SourceError};
 use crate::config::{SourceConfig, TableFilter};
 use mysql_async::prelude::*;

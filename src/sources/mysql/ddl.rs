@@ -33,7 +33,9 @@ pub enum Ddl {
     /// kinds (views, triggers, routines, events, indexes, databases), maintenance statements.
     NoTableChange,
     /// Not a kind binlake knows. `names`: every identifier, and `db.name` pair, the statement mentions.
-    Unrecognised { names: Vec<Name> },
+    Unrecognised {
+        names: Vec<Name>,
+    },
 }
 
 /// Statement kinds that carry no table change, by their first word.
@@ -162,7 +164,11 @@ pub fn classify(sql: &str) -> Ddl {
     if w.word(0) == "SET" && w.word(1) == "STATEMENT" {
         match w.upper.iter().position(|t| t == "FOR") {
             Some(f) => start = f + 1,
-            None => return Ddl::Unrecognised { names: w.all_names() },
+            None => {
+                return Ddl::Unrecognised {
+                    names: w.all_names(),
+                }
+            }
         }
     } else if w.word(0) == "SET" {
         return Ddl::NoTableChange;
@@ -185,7 +191,9 @@ pub fn classify(sql: &str) -> Ddl {
         }
         _ => None,
     };
-    recognised.unwrap_or_else(|| Ddl::Unrecognised { names: w.all_names() })
+    recognised.unwrap_or_else(|| Ddl::Unrecognised {
+        names: w.all_names(),
+    })
 }
 
 /// Index of the object keyword after CREATE/ALTER/DROP modifiers (`OR REPLACE`, `TEMPORARY`, `ONLINE`,
@@ -542,7 +550,10 @@ mod tests {
 
     #[test]
     fn truncates_and_statements_without_table_changes() {
-        assert_eq!(classify("TRUNCATE TABLE s.q"), Ddl::Truncate(n(Some("s"), "q")));
+        assert_eq!(
+            classify("TRUNCATE TABLE s.q"),
+            Ddl::Truncate(n(Some("s"), "q"))
+        );
         assert_eq!(classify("truncate q"), Ddl::Truncate(n(None, "q")));
         assert_eq!(
             classify("SET STATEMENT max_statement_time=60 FOR TRUNCATE t"),

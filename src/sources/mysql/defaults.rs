@@ -135,13 +135,15 @@ pub async fn added_default(
         return Ok(None);
     };
     // the decoder puts in the statement's position
-    let cannot = |why: String| SourceError::NeedsSnapshot {
+    let cannot = |why: String| {
+        SourceError::NeedsSnapshot {
         table: id.clone(),
         position: BinlogPosition::new("", 0),
         detail: format!(
             "column `{}` was added with {why}; the rows that existed got values binlake cannot know",
             column.name
         ),
+    }
     };
     match classify(default.as_deref(), &extra, nullable == "YES") {
         Default::Null => Ok(None),
@@ -257,7 +259,10 @@ mod tests {
         assert_eq!(classify(Some("NULL"), "", true), Default::Null);
         assert_eq!(classify(None, "", true), Default::Null);
         assert_eq!(classify(None, "", false), Default::Implicit);
-        assert_eq!(classify(Some("current_timestamp()"), "", false), Default::Now);
+        assert_eq!(
+            classify(Some("current_timestamp()"), "", false),
+            Default::Now
+        );
         assert_eq!(
             classify(Some("rand()"), "", true),
             Default::Expression("rand()".into())
@@ -265,7 +270,10 @@ mod tests {
         assert_eq!(classify(Some("b'101'"), "", true), Default::Literal);
         // MySQL 8
         assert_eq!(classify(Some("dflt"), "", true), Default::Literal);
-        assert_eq!(classify(Some("CURRENT_TIMESTAMP"), "DEFAULT_GENERATED", false), Default::Now);
+        assert_eq!(
+            classify(Some("CURRENT_TIMESTAMP"), "DEFAULT_GENERATED", false),
+            Default::Now
+        );
         assert_eq!(
             classify(Some("(now() + interval 1 day)"), "DEFAULT_GENERATED", true),
             Default::Expression("(now() + interval 1 day)".into())
@@ -305,7 +313,10 @@ mod tests {
             }),
             Some(Value::Decimal("0.00".into()))
         );
-        assert_eq!(implicit(&col(ColumnKind::Text)), Some(Value::String(String::new())));
+        assert_eq!(
+            implicit(&col(ColumnKind::Text)),
+            Some(Value::String(String::new()))
+        );
         assert_eq!(
             implicit(&ColumnSchema {
                 members: vec!["x".into(), "y".into()],

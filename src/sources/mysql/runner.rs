@@ -145,10 +145,12 @@ pub async fn run_source(
     let captured: std::collections::BTreeSet<TableId> =
         tables.iter().map(|t| t.full.id()).collect();
     let lifecycle = &mut checkpoint.tables;
-    let whole = lifecycle.whole.get_or_insert_with(|| match &checkpoint.snapshot {
-        Some(s) => s.tables.keys().cloned().collect(),
-        None => captured.clone(),
-    });
+    let whole = lifecycle
+        .whole
+        .get_or_insert_with(|| match &checkpoint.snapshot {
+            Some(s) => s.tables.keys().cloned().collect(),
+            None => captured.clone(),
+        });
     if src.snapshot.mode == SnapshotMode::Never {
         whole.extend(captured.iter().cloned());
     }

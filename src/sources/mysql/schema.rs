@@ -288,7 +288,8 @@ async fn unique_indexes(
             });
         }
         let last = indexes.last_mut().expect("pushed above");
-        last.columns.push((column, !nullable.eq_ignore_ascii_case("YES")));
+        last.columns
+            .push((column, !nullable.eq_ignore_ascii_case("YES")));
     }
     Ok(out)
 }
@@ -301,11 +302,9 @@ fn check_configured_key(
     indexes: &[UniqueIndex],
 ) -> Result<(), SourceError> {
     let in_key = |c: &str| key.iter().any(|k| k.eq_ignore_ascii_case(c));
-    let covered = indexes.iter().any(|i| {
-        i.columns
-            .iter()
-            .all(|(c, not_null)| *not_null && in_key(c))
-    });
+    let covered = indexes
+        .iter()
+        .any(|i| i.columns.iter().all(|(c, not_null)| *not_null && in_key(c)));
     if covered {
         return Ok(());
     }
@@ -568,8 +567,13 @@ mod tests {
         };
         let key = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         // no index at all: rows may share the key
-        let e = check_configured_key(&id, &key(&["sym"]), &[]).unwrap_err().to_string();
-        assert!(e.contains("d.t") && e.contains("(sym)") && e.contains("Fix:"), "{e}");
+        let e = check_configured_key(&id, &key(&["sym"]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("d.t") && e.contains("(sym)") && e.contains("Fix:"),
+            "{e}"
+        );
         // a unique index within the key, NOT NULL: the key is unique
         let u = [index("u_id", &[("id", true)])];
         check_configured_key(&id, &key(&["id", "sym"]), &u).unwrap();

@@ -32,9 +32,8 @@ pub async fn request_snapshot(config: &Config, tables: &[String]) -> Result<Stri
     let filter = config.filter();
     let mut ids = vec![];
     for t in tables {
-        let id = TableId::parse(t).ok_or_else(|| {
-            SourceError::Config(format!("`{t}` is not a `database.table` name"))
-        })?;
+        let id = TableId::parse(t)
+            .ok_or_else(|| SourceError::Config(format!("`{t}` is not a `database.table` name")))?;
         if !filter.captures(&id.database, &id.table) {
             return Err(SourceError::Config(format!(
                 "{id} is not captured by this connector (source.include / source.exclude)"
@@ -43,7 +42,9 @@ pub async fn request_snapshot(config: &Config, tables: &[String]) -> Result<Stri
         ids.push(id.to_string());
     }
     if ids.is_empty() {
-        return Err(SourceError::Config("name at least one table with --table".into()));
+        return Err(SourceError::Config(
+            "name at least one table with --table".into(),
+        ));
     }
     let id = format!(
         "binlake-{}-{}",

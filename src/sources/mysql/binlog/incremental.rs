@@ -14,7 +14,9 @@
 
 use super::BinlogDecoder;
 use crate::event::progress::Incremental;
-use crate::event::{BinlogPosition, ChangeEvent, EventSource, Op, Row, SourceMessage, TableId, Value};
+use crate::event::{
+    BinlogPosition, ChangeEvent, EventSource, Op, Row, SourceMessage, TableId, Value,
+};
 use crate::sources::mysql::schema::CapturedTable;
 use std::collections::HashMap;
 
@@ -228,7 +230,8 @@ impl BinlogDecoder {
         server_id: u32,
         out: &mut Vec<SourceMessage>,
     ) {
-        let text = |row: &Row, name: &str| match schema.column_index(name).and_then(|i| row.get(i)) {
+        let text = |row: &Row, name: &str| match schema.column_index(name).and_then(|i| row.get(i))
+        {
             Some(Value::String(s)) | Some(Value::Json(s)) | Some(Value::Enum(s)) => Some(s.clone()),
             Some(Value::Bytes(b)) => String::from_utf8(b.clone()).ok(),
             _ => None,
@@ -260,7 +263,9 @@ impl BinlogDecoder {
                         tracing::info!(table = %id, "snapshot asked for by a signal");
                         self.resnapshot(&id, server_id, out);
                     }
-                    _ => tracing::warn!(table = %name, "a signal asked to snapshot a table binlake does not capture; ignored"),
+                    _ => {
+                        tracing::warn!(table = %name, "a signal asked to snapshot a table binlake does not capture; ignored")
+                    }
                 }
             }
         }

@@ -618,7 +618,8 @@ impl BinlogDecoder {
         out: &mut Vec<SourceMessage>,
         lookup: &mut impl SchemaLookup,
     ) -> Result<(), SourceError> {
-        let resolve = |(db, table): ddl::Name| TableId::new(db.as_deref().unwrap_or(default_db), &table);
+        let resolve =
+            |(db, table): ddl::Name| TableId::new(db.as_deref().unwrap_or(default_db), &table);
         match ddl::classify(sql) {
             Ddl::Truncate(name) => {
                 let id = resolve(name);
@@ -636,8 +637,12 @@ impl BinlogDecoder {
                 }
             }
             Ddl::DropDatabase(db) => {
-                let mut ids: Vec<TableId> =
-                    self.tables.keys().filter(|id| id.database == db).cloned().collect();
+                let mut ids: Vec<TableId> = self
+                    .tables
+                    .keys()
+                    .filter(|id| id.database == db)
+                    .cloned()
+                    .collect();
                 ids.sort();
                 for id in ids {
                     self.drop_table(&id, server_id, out)?;
@@ -670,7 +675,13 @@ impl BinlogDecoder {
                 rows_changed,
             } => {
                 let from = resolve(table);
-                self.resnapshot_for_row_changes(&from, rows_changed.as_deref(), sql, server_id, out);
+                self.resnapshot_for_row_changes(
+                    &from,
+                    rows_changed.as_deref(),
+                    sql,
+                    server_id,
+                    out,
+                );
                 self.rename_table(&from, &resolve(to), sql, server_id, out, lookup)
                     .await?;
             }
@@ -809,7 +820,12 @@ impl BinlogDecoder {
 
     /// Asked for by a signal (`source.signal_table`) or at start: a captured table is emptied here and
     /// snapshotted again while the stream runs.
-    pub(super) fn resnapshot(&mut self, id: &TableId, server_id: u32, out: &mut Vec<SourceMessage>) {
+    pub(super) fn resnapshot(
+        &mut self,
+        id: &TableId,
+        server_id: u32,
+        out: &mut Vec<SourceMessage>,
+    ) {
         if let Some(captured) = self.tables.get(id).cloned() {
             self.emit_table_op(Op::Truncate, captured.projected.clone(), server_id, out);
         }
@@ -934,7 +950,12 @@ impl BinlogDecoder {
             }
             if let Some(k) = &known {
                 for c in from_map.columns.iter_mut() {
-                    c.added = k.full.columns.iter().find(|o| o.name == c.name).and_then(|o| o.added.clone());
+                    c.added = k
+                        .full
+                        .columns
+                        .iter()
+                        .find(|o| o.name == c.name)
+                        .and_then(|o| o.added.clone());
                 }
             }
             match known {
@@ -1003,7 +1024,10 @@ fn is_savepoint_statement(sql: &str) -> bool {
     match upper.first().map(String::as_str) {
         Some("SAVEPOINT") => true,
         Some("ROLLBACK") | Some("RELEASE") => {
-            matches!(upper.get(1).map(String::as_str), Some("TO") | Some("SAVEPOINT"))
+            matches!(
+                upper.get(1).map(String::as_str),
+                Some("TO") | Some("SAVEPOINT")
+            )
         }
         _ => false,
     }
