@@ -343,6 +343,26 @@ impl LakeSink {
     }
 }
 
+impl LakeSink {
+    /// Every lake table of a source table (not binlake's quarantine copies), loaded.
+    async fn source_tables(&self) -> Result<Vec<(TableId, deltalake::DeltaTable)>, LakeError> {
+        let mut out = vec![];
+        for (db, table) in super::query::list_tables(&self.cfg).await? {
+            if table.ends_with(super::quality::QUARANTINE_SUFFIX) {
+                continue; // binlake's copy of failing rows: no progress of its own
+            }
+            let url = deltalake::ensure_table_uri(&table_uri(&self.cfg, &db, &table)?)?;
+            let t = deltalake::DeltaTable::try_from_url_with_storage_options(
+                url,
+                self.tables.storage.clone(),
+            )
+            .await?;
+            out.push((TableId::new(&db, &table), t));
+        }
+        Ok(out)
+    }
+}
+
 /// The latest time a retry may end: `DRAIN_BUDGET` after the stop request, none before one.
 pub(super) fn drain_deadline(
     stop: &CancellationToken,
@@ -370,19 +390,8 @@ impl Sink for LakeSink {
     /// flushes are only trusted through the marker, written once all their tables committed.
     async fn resume_point(&mut self) -> Result<Option<Checkpoint>, SinkError> {
         let mut best = self.marker.load().await?;
-        for (db, table) in super::query::list_tables(&self.cfg).await? {
-            if table.ends_with(super::quality::QUARANTINE_SUFFIX) {
-                continue; // binlake's copy of failing rows: no progress of its own
-            }
-            let uri = table_uri(&self.cfg, &db, &table)?;
-            let url = deltalake::ensure_table_uri(&uri).map_err(LakeError::from)?;
-            let t = deltalake::DeltaTable::try_from_url_with_storage_options(
-                url,
-                self.tables.storage.clone(),
-            )
-            .await
-            .map_err(LakeError::from)?;
-            let id = TableId::new(&db, &table);
+        for (id, t) in self.source_tables().await? {
+            let (db, table) = (&id.database, &id.table);
             super::table::check_partitioning(
                 &t,
                 &id.to_string(),
@@ -407,18 +416,7 @@ impl Sink for LakeSink {
     /// The highest `_seq` any lake table holds from this connector (its `txn` version).
     async fn seq_floor(&mut self) -> Result<u64, SinkError> {
         let mut floor = 0;
-        for (db, table) in super::query::list_tables(&self.cfg).await? {
-            if table.ends_with(super::quality::QUARANTINE_SUFFIX) {
-                continue;
-            }
-            let uri = table_uri(&self.cfg, &db, &table)?;
-            let url = deltalake::ensure_table_uri(&uri).map_err(LakeError::from)?;
-            let t = deltalake::DeltaTable::try_from_url_with_storage_options(
-                url,
-                self.tables.storage.clone(),
-            )
-            .await
-            .map_err(LakeError::from)?;
+        for (_, t) in self.source_tables().await? {
             let lt = LakeTable::wrap(
                 t,
                 self.cfg.soft_delete,
