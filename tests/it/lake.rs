@@ -494,7 +494,19 @@ async fn lake_survives_sigkill_at_random_moments() {
             })
             .unwrap_or(0)
     };
-    for round in 0..4 {
+    // DDL between the kills, under the writer: a column added with a default (backfilled), a type
+    // change (the table read again while streaming, so a later kill lands inside that snapshot), and a
+    // TRUNCATE
+    let ddl = [
+        None,
+        Some("ALTER TABLE quotes ADD COLUMN venue VARCHAR(8) NOT NULL DEFAULT 'XNYS'"),
+        Some("ALTER TABLE quotes MODIFY COLUMN qty BIGINT NOT NULL"),
+        Some("TRUNCATE TABLE quotes"),
+    ];
+    for (round, statement) in ddl.into_iter().enumerate() {
+        if let Some(sql) = statement {
+            db.exec(sql).await;
+        }
         let before = commits();
         let mut child = spawn();
         // the kill lands while this process writes: it has committed, and goes on committing
@@ -620,6 +632,65 @@ async fn s3_lake_on_moto_with_glue_registration() {
             "Glue column {want:?} missing from {cols:?}"
         );
     }
+
+    // DROP TABLE takes the table out of Glue; created again, it comes back with its new columns
+    let glue_db = format!("{prefix}{}", db.name).to_ascii_lowercase();
+    let glue_columns = |t: aws_sdk_glue::types::Table| -> Vec<String> {
+        t.storage_descriptor()
+            .unwrap()
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect()
+    };
+    let (cancel, handle) = start_lake(config.clone());
+    db.exec("DROP TABLE quotes").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let got = glue
+            .get_table()
+            .database_name(&glue_db)
+            .name("quotes")
+            .send()
+            .await;
+        match got {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_entity_not_found_exception()) =>
+            {
+                break
+            }
+            Err(e) => panic!("Glue: {e:?}"),
+            Ok(_) => {}
+        }
+        assert!(!handle.is_finished(), "the pipeline stopped");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dropped table stayed in Glue for 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    db.exec("CREATE TABLE quotes (id BIGINT UNSIGNED PRIMARY KEY, sym VARCHAR(8))")
+        .await;
+    db.exec("INSERT INTO quotes VALUES (1, 'AGAIN')").await;
+    wait_for_lake(&config, &quotes, "id = 1 AND sym = 'AGAIN'", 120).await;
+    let again = glue
+        .get_table()
+        .database_name(&glue_db)
+        .name("quotes")
+        .send()
+        .await
+        .expect("registered again")
+        .table
+        .unwrap();
+    let cols = glue_columns(again);
+    assert!(
+        cols.contains(&"sym".to_string()) && !cols.contains(&"bid".to_string()),
+        "Glue columns of the new table: {cols:?}"
+    );
+    cancel.cancel();
+    handle.await.unwrap().unwrap();
+    assert_lake_equals_source(&config, &db.name, "quotes").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,8 @@
 //! Lake options against the real MariaDB: soft delete, flushes triggered by max rows and max bytes (not the
-//! interval), and a column type change Delta cannot express stopping with a definite error.
+//! interval), and a column type change Delta cannot express (the table is read again while streaming).
 
 use crate::common::*;
-use crate::lake::{assert_lake_equals_source, start_lake, wait_for_lake};
+use crate::lake::{assert_lake_equals_source, start_lake, wait_for_lake, wait_lake_equals_source};
 use crate::snapshot_stream::create_quotes;
 use binlake::config::Config;
 use binlake::sinks::lake::query;
@@ -163,25 +163,23 @@ async fn batches_flush_at_max_bytes_long_before_the_interval() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_type_change_delta_cannot_express_stops_with_the_column_and_the_way_out() {
+async fn a_type_change_delta_cannot_express_reads_the_table_again() {
     let db = TestDb::new("laketype").await;
     create_quotes(&db, 5).await;
     let config = db.config("");
     let quotes = format!("{}.quotes", db.name);
-    let (_cancel, handle) = start_lake(config.clone());
+    let (cancel, handle) = start_lake(config.clone());
     wait_for_lake(&config, &quotes, "id = 5", 60).await;
+    // DECIMAL → VARCHAR: MySQL rewrites every row as text, Delta cannot change the column in place
     db.exec("ALTER TABLE quotes MODIFY bid VARCHAR(20) NOT NULL")
         .await;
-    let err = tokio::time::timeout(Duration::from_secs(60), handle)
-        .await
-        .expect("the pipeline stops")
-        .unwrap()
-        .expect_err("a definite error");
-    let msg = err.to_string();
-    assert!(msg.contains("`bid`"), "names the column: {msg}");
-    assert!(msg.contains("Way out"), "says how to fix it: {msg}");
-    // what was committed before stays
-    assert_eq!(lake_count(&config, &quotes).await, 5);
+    db.exec("UPDATE quotes SET bid = CONCAT(bid, 'x') WHERE id = 2")
+        .await;
+    wait_lake_equals_source(&config, &db.name, "quotes", 120).await;
+    assert!(!handle.is_finished(), "the pipeline keeps running");
+    cancel.cancel();
+    handle.await.unwrap().unwrap();
+    assert_lake_equals_source(&config, &db.name, "quotes").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

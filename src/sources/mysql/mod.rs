@@ -13,6 +13,7 @@ pub mod iam_auth;
 pub mod offline;
 pub mod parity;
 pub mod preflight;
+pub mod retype;
 pub mod runner;
 pub mod schema;
 pub mod signal;

@@ -154,14 +154,17 @@ pub async fn run_source(
     if src.snapshot.mode == SnapshotMode::Never {
         whole.extend(captured.iter().cloned());
     }
+    // a table left out of the capture (excluded since, or gone) is not held whole any more: changes to
+    // it go unseen from here, so should it join again it is snapshotted again
+    whole.retain(|t| captured.contains(t));
+    lifecycle.snapshots.retain(|t, _| captured.contains(t));
     let joined: Vec<TableId> = captured
         .iter()
         .filter(|t| !whole.contains(*t) && !lifecycle.snapshots.contains_key(*t))
         .cloned()
         .collect();
-    for id in joined {
+    for id in &joined {
         tracing::info!(table = %id, "a table joined the capture: snapshotting it while the stream runs");
-        lifecycle.snapshots.insert(id, Default::default());
     }
     for (id, progress) in &lifecycle.snapshots {
         tracing::info!(table = %id, chunks = progress.chunks, rows = progress.rows, "snapshot while streaming to resume");
@@ -176,11 +179,17 @@ pub async fn run_source(
         signal_table: src.signal_table(),
     };
     let mut decoder = BinlogDecoder::new(opts, &checkpoint, info.flavor == Flavor::MariaDb, tables);
-    if resnapshot_all {
-        // rows deleted while the position was lost are still in the sink: each table is emptied here
-        // (no change before this point is replayed, so these `_seq`s are new) and snapshotted again
-        let ids: Vec<TableId> = captured.iter().cloned().collect();
-        let start = decoder.start_resnapshots(&ids);
+    // Rows deleted while the position was lost are still in the sink, and so are rows a table that
+    // joins the capture again held when it left it: each such table is emptied here and snapshotted
+    // again. The replay after this point numbers its changes above these `_seq`s (higher than in the
+    // run that wrote them, so a copy the sink holds is superseded by the same values, never lost).
+    let restart: Vec<TableId> = if resnapshot_all {
+        captured.iter().cloned().collect()
+    } else {
+        joined
+    };
+    if !restart.is_empty() {
+        let start = decoder.start_resnapshots(&restart);
         tx.send_all(start)
             .await
             .map_err(|_| SourceError::DownstreamClosed)?;

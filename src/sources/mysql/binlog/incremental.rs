@@ -207,7 +207,7 @@ impl BinlogDecoder {
     }
 
     /// Every table in `ids` emptied and snapshotted again while the stream runs (after a purged resume
-    /// position): the truncates, then a checkpoint that records the snapshots, durable before the
+    /// position, or tables that joined the capture, whose older copy the sink may still hold): the truncates, then a checkpoint that records the snapshots, durable before the
     /// stream goes on.
     pub fn start_resnapshots(&mut self, ids: &[TableId]) -> Vec<SourceMessage> {
         let mut out = vec![];

@@ -694,8 +694,15 @@ impl BinlogDecoder {
                 if !self.opts.filter.captures(&id.database, &id.table) {
                     return Ok(());
                 }
-                self.reload_schema(&id, sql, server_id, out, lookup).await?;
-                self.resnapshot_for_row_changes(&id, rows_changed.as_deref(), sql, server_id, out);
+                if !self.reload_schema(&id, sql, server_id, out, lookup).await? {
+                    self.resnapshot_for_row_changes(
+                        &id,
+                        rows_changed.as_deref(),
+                        sql,
+                        server_id,
+                        out,
+                    );
+                }
             }
             Ddl::Rename(pairs) => {
                 for (from, to) in pairs {
@@ -880,6 +887,7 @@ impl BinlogDecoder {
     }
 
     /// Reads a captured table's schema after a statement that created or altered it, and announces it.
+    /// True when the statement may have rewritten the rows it held, so the table is snapshotted again.
     async fn reload_schema(
         &mut self,
         id: &TableId,
@@ -887,13 +895,32 @@ impl BinlogDecoder {
         server_id: u32,
         out: &mut Vec<SourceMessage>,
         lookup: &mut impl SchemaLookup,
-    ) -> Result<(), SourceError> {
+    ) -> Result<bool, SourceError> {
         // Table maps are re-sent before the next rows event; forget ours so it is re-resolved.
         self.table_maps
             .retain(|_, d| d.as_ref().is_none_or(|d| d.captured.full.id() != *id));
         match lookup.lookup(id).await? {
             Some(mut fresh) => {
-                self.note_added_columns(id, &mut fresh, lookup).await?;
+                let rewritten = match self.tables.get(id) {
+                    Some(old) => {
+                        let new = CapturedTable::new(fresh.clone(), &self.opts.filter)?;
+                        crate::sources::mysql::retype::values_rewritten(
+                            &old.projected,
+                            &new.projected,
+                        )
+                        .map(|why| (why, old.projected.clone()))
+                    }
+                    None => None,
+                };
+                match &rewritten {
+                    // MySQL converted the rows in place, with no row events: the table is emptied here,
+                    // takes its new columns exactly, and is read again while the stream runs
+                    Some((why, old)) => {
+                        tracing::warn!(table = %id, why = %why, statement = %quote_statement(sql), "the statement may have rewritten existing rows: snapshotting the table again");
+                        self.emit_table_op(Op::Truncate, old.clone(), server_id, out);
+                    }
+                    None => self.note_added_columns(id, &mut fresh, lookup).await?,
+                }
                 let captured = CapturedTable::new(fresh, &self.opts.filter)?;
                 out.push(SourceMessage::SchemaChange(SchemaChange {
                     schema: captured.projected.clone(),
@@ -901,13 +928,17 @@ impl BinlogDecoder {
                     source: self.source(server_id, 0),
                 }));
                 self.tables.insert(id.clone(), captured);
+                if rewritten.is_some() {
+                    self.schedule_snapshot(id);
+                }
+                return Ok(rewritten.is_some());
             }
             None => {
                 // Offline, or the table is gone again: report with the next table map (if any).
                 self.pending_ddl.insert(id.clone(), sql.to_string());
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     async fn handle_table_map(
