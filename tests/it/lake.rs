@@ -176,6 +176,18 @@ pub async fn differing_keys(
 /// The MariaDB table as the lake should hold it: SELECT, decode, and map each value with the documented
 /// lake mapping onto the given Delta columns.
 async fn expected_batch(db: &str, table: &str, lake_fields: &[Field]) -> RecordBatch {
+    try_expected_batch(db, table, lake_fields)
+        .await
+        .unwrap_or_else(|e| panic!("{db}.{table}: {e}"))
+}
+
+/// As `expected_batch`; `Err` when a MariaDB value does not fit the lake's column (a type change the
+/// lake has not caught up with yet).
+async fn try_expected_batch(
+    db: &str,
+    table: &str,
+    lake_fields: &[Field],
+) -> Result<RecordBatch, String> {
     let (schema, rows) = select_rows(db, table).await;
     let arrays: Vec<ArrayRef> = lake_fields
         .iter()
@@ -183,10 +195,10 @@ async fn expected_batch(db: &str, table: &str, lake_fields: &[Field]) -> RecordB
             let idx = schema.column_index(f.name());
             let values: Vec<Option<&binlake::event::Value>> =
                 rows.iter().map(|r| idx.map(|i| &r[i])).collect();
-            build_column(f.name(), f.data_type(), &values).unwrap()
+            build_column(f.name(), f.data_type(), &values).map_err(|e| e.to_string())
         })
-        .collect();
-    RecordBatch::try_new(Arc::new(Schema::new(lake_fields.to_vec())), arrays).unwrap()
+        .collect::<Result<_, _>>()?;
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(lake_fields.to_vec())), arrays).unwrap())
 }
 
 /// `"db"."table"` for SQL over the lake (DataFusion keeps quoted names as they are).
@@ -241,7 +253,7 @@ pub async fn lake_matches_source(config: &Config, db: &str, table: &str) -> Resu
     .collect()
     .await
     .map_err(|e| e.to_string())?;
-    let expected = expected_batch(db, table, &fields).await;
+    let expected = try_expected_batch(db, table, &fields).await?;
     let (got, want) = (
         rows_as_text(&actual),
         rows_as_text(std::slice::from_ref(&expected)),
@@ -644,6 +656,10 @@ async fn s3_lake_on_moto_with_glue_registration() {
             .collect()
     };
     let (cancel, handle) = start_lake(config.clone());
+    // streaming first (a start with no table to capture fails its preflight)
+    db.exec("INSERT INTO quotes VALUES (503, 'S3', 1.00, 1, 'XNYS')")
+        .await;
+    wait_for_lake(&config, &quotes, "id = 503", 60).await;
     db.exec("DROP TABLE quotes").await;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
@@ -663,7 +679,9 @@ async fn s3_lake_on_moto_with_glue_registration() {
             Err(e) => panic!("Glue: {e:?}"),
             Ok(_) => {}
         }
-        assert!(!handle.is_finished(), "the pipeline stopped");
+        if handle.is_finished() {
+            panic!("the pipeline stopped: {:?}", handle.await);
+        }
         assert!(
             std::time::Instant::now() < deadline,
             "the dropped table stayed in Glue for 120 s"

@@ -7,6 +7,17 @@
 /// A table name as written: the database part when the statement gives one.
 pub type Name = (Option<String>, String);
 
+/// The column clauses of an ALTER TABLE.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ColumnClauses {
+    /// Columns `ADD [COLUMN] name` created (not `ADD COLUMN IF NOT EXISTS`, which may have done nothing):
+    /// the statement succeeded, so they did not exist before it.
+    pub added: Vec<String>,
+    /// A `MODIFY`, `CHANGE`, `RENAME COLUMN` or `CONVERT TO CHARACTER SET` clause: existing values may
+    /// have been converted or moved to another name.
+    pub reshaped: bool,
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ddl {
     /// `CREATE [OR REPLACE] TABLE [IF NOT EXISTS] t …` (also `… LIKE s` and `… SELECT`).
@@ -16,11 +27,13 @@ pub enum Ddl {
         if_not_exists: bool,
     },
     /// `ALTER TABLE t …`. `rename_to`: `… RENAME [TO|AS] u`. `rows_changed`: a clause that removes or
-    /// brings rows without row events (partition and tablespace operations), quoted.
+    /// brings rows without row events (partition and tablespace operations), quoted. `columns`: what
+    /// the statement says about columns, for when the schema known from before it is not trustworthy.
     Alter {
         table: Name,
         rename_to: Option<Name>,
         rows_changed: Option<String>,
+        columns: ColumnClauses,
     },
     /// `DROP TABLE [IF EXISTS] a, b …` (never a TEMPORARY table).
     Drop(Vec<Name>),
@@ -266,8 +279,85 @@ fn alter(w: &Words, from: usize) -> Option<Ddl> {
         table,
         rename_to,
         rows_changed,
+        columns: column_clauses(w, i),
     })
 }
+
+/// Reads the comma-separated clauses after the table name (commas inside parentheses belong to a
+/// column definition or a list).
+fn column_clauses(w: &Words, from: usize) -> ColumnClauses {
+    let mut out = ColumnClauses::default();
+    let mut depth = 0usize;
+    let mut clause_start = true;
+    let mut j = from;
+    while j < w.upper.len() {
+        let word = w.word(j);
+        if clause_start && depth == 0 {
+            match word {
+                "ADD" => {
+                    let mut k = j + 1;
+                    if w.word(k) == "COLUMN" {
+                        k += 1;
+                    }
+                    let conditional = w.word(k) == "IF";
+                    if w.word(k) == "(" {
+                        // ADD [COLUMN] (a INT, b INT)
+                        let mut inner = 0usize;
+                        let mut expect_name = true;
+                        for t in k + 1..w.upper.len() {
+                            match w.word(t) {
+                                "(" => inner += 1,
+                                ")" if inner == 0 => break,
+                                ")" => inner -= 1,
+                                "," if inner == 0 => {
+                                    expect_name = true;
+                                    continue;
+                                }
+                                _ => {}
+                            }
+                            if expect_name {
+                                out.added.extend(ident(&w.tokens[t]));
+                                expect_name = false;
+                            }
+                        }
+                    } else if !conditional && !NOT_COLUMNS.contains(&w.word(k)) {
+                        out.added.extend(w.tokens.get(k).and_then(|t| ident(t)));
+                    }
+                }
+                "MODIFY" | "CHANGE" => out.reshaped = true,
+                "RENAME" if w.word(j + 1) == "COLUMN" => out.reshaped = true,
+                "CONVERT" if w.word(j + 1) == "TO" => out.reshaped = true,
+                _ => {}
+            }
+        }
+        clause_start = false;
+        match word {
+            "(" => depth += 1,
+            ")" => depth = depth.saturating_sub(1),
+            "," if depth == 0 => clause_start = true,
+            _ => {}
+        }
+        j += 1;
+    }
+    out
+}
+
+/// What may follow `ADD` other than a column.
+const NOT_COLUMNS: &[&str] = &[
+    "INDEX",
+    "KEY",
+    "UNIQUE",
+    "PRIMARY",
+    "CONSTRAINT",
+    "FOREIGN",
+    "FULLTEXT",
+    "SPATIAL",
+    "PARTITION",
+    "CHECK",
+    "PERIOD",
+    "SYSTEM",
+    "VECTOR",
+];
 
 fn drop(w: &Words, from: usize) -> Option<Ddl> {
     let at = object_at(w, from)?;
@@ -498,7 +588,8 @@ mod tests {
             Ddl::Alter {
                 table: n(None, "a"),
                 rename_to: Some(n(None, "b")),
-                rows_changed: None
+                rows_changed: None,
+                columns: ColumnClauses::default(),
             }
         );
         assert_eq!(
@@ -506,7 +597,11 @@ mod tests {
             Ddl::Alter {
                 table: n(Some("s"), "a"),
                 rename_to: Some(n(Some("s"), "b")),
-                rows_changed: None
+                rows_changed: None,
+                columns: ColumnClauses {
+                    added: vec!["z".into()],
+                    reshaped: false
+                },
             }
         );
         assert_eq!(
@@ -514,7 +609,8 @@ mod tests {
             Ddl::Alter {
                 table: n(None, "a"),
                 rename_to: None,
-                rows_changed: None
+                rows_changed: None,
+                columns: ColumnClauses::default(),
             }
         );
         assert_eq!(classify("RENAME USER a TO b"), Ddl::NoTableChange);
@@ -543,9 +639,40 @@ mod tests {
             Ddl::Alter {
                 table: n(Some("s"), "q"),
                 rename_to: None,
-                rows_changed: None
+                rows_changed: None,
+                columns: ColumnClauses {
+                    added: vec!["x".into()],
+                    reshaped: false
+                },
             }
         );
+    }
+
+    #[test]
+    fn column_clauses_of_an_alter() {
+        let columns = |sql: &str| match classify(sql) {
+            Ddl::Alter { columns, .. } => columns,
+            other => panic!("{sql}: {other:?}"),
+        };
+        let c = columns(
+            "ALTER TABLE t ADD COLUMN `a b` DECIMAL(10,2) DEFAULT 1.5, ADD c ENUM('x','y'), \
+             ADD COLUMN IF NOT EXISTS d INT, ADD INDEX i (a, c), ADD CONSTRAINT k UNIQUE (c), \
+             ADD COLUMN (e INT, f VARCHAR(3) DEFAULT 'z'), ALTER COLUMN g SET DEFAULT 2",
+        );
+        assert_eq!(c.added, ["a b", "c", "e", "f"]);
+        assert!(!c.reshaped);
+        for sql in [
+            "ALTER TABLE t MODIFY v BIGINT",
+            "ALTER TABLE t ADD x INT, CHANGE COLUMN e e2 INT NOT NULL",
+            "ALTER TABLE t RENAME COLUMN a TO b",
+            "ALTER TABLE t CONVERT TO CHARACTER SET ascii",
+        ] {
+            assert!(columns(sql).reshaped, "{sql}");
+        }
+        // words inside a definition or a comment are no clauses
+        let c =
+            columns("ALTER TABLE t ADD note VARCHAR(9) COMMENT 'modify, change', DROP COLUMN z");
+        assert_eq!((c.added, c.reshaped), (vec!["note".to_string()], false));
     }
 
     #[test]

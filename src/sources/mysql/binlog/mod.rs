@@ -3,7 +3,7 @@
 //! The same decoder serves the live stream and offline `binlog decode`.
 
 use super::charset::CollationMap;
-use super::ddl::{self, Ddl};
+use super::ddl::{self, ColumnClauses, Ddl};
 use super::decode::WireColumn;
 use super::gtid::{format_uuid, GtidState};
 use super::schema::{self, same_shape, CapturedTable};
@@ -25,7 +25,7 @@ use events::{
 };
 use mysql_common::binlog::consts::{BinlogChecksumAlg, EventType};
 use mysql_common::binlog::events::{Event, GtidEvent, QueryEvent, RotateEvent, TableMapEvent};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 const MARIADB_FL_STANDALONE: u8 = 1;
@@ -158,6 +158,9 @@ pub struct BinlogDecoder {
     chunk: Option<incremental::Window>,
     /// Chunk requests made so far: a chunk answers the request with its number.
     chunk_requests: u64,
+    /// Tables whose schema was read at start and not seen in the stream since: it may already show
+    /// what a DDL still ahead in the stream did (binlake was down while it ran).
+    read_at_start: HashSet<TableId>,
 }
 
 impl BinlogDecoder {
@@ -190,6 +193,7 @@ impl BinlogDecoder {
             gtid_state,
             tx: Tx::default(),
             table_maps: HashMap::new(),
+            read_at_start: tables.iter().map(|t| t.full.id()).collect(),
             tables: tables.into_iter().map(|t| (t.full.id(), t)).collect(),
             snapshot: start.snapshot.clone(),
             skip_until: None,
@@ -666,13 +670,15 @@ impl BinlogDecoder {
                     // starts empty, whatever the lake held of the old one
                     self.drop_table(&id, server_id, out)?;
                 }
-                self.reload_schema(&id, sql, server_id, out, lookup).await?;
+                self.reload_schema(&id, &ColumnClauses::default(), sql, server_id, out, lookup)
+                    .await?;
                 self.followed_from_creation(&id);
             }
             Ddl::Alter {
                 table,
                 rename_to: Some(to),
                 rows_changed,
+                ..
             } => {
                 let from = resolve(table);
                 self.resnapshot_for_row_changes(
@@ -689,12 +695,16 @@ impl BinlogDecoder {
                 table,
                 rename_to: None,
                 rows_changed,
+                columns,
             } => {
                 let id = resolve(table);
                 if !self.opts.filter.captures(&id.database, &id.table) {
                     return Ok(());
                 }
-                if !self.reload_schema(&id, sql, server_id, out, lookup).await? {
+                if !self
+                    .reload_schema(&id, &columns, sql, server_id, out, lookup)
+                    .await?
+                {
                     self.resnapshot_for_row_changes(
                         &id,
                         rows_changed.as_deref(),
@@ -800,7 +810,8 @@ impl BinlogDecoder {
         }
         self.drop_table(to, server_id, out)?;
         tracing::info!(statement = %quote_statement(sql), from = %from, to = %to, "a table renamed into the capture: its rows were not streamed under that name");
-        self.reload_schema(to, sql, server_id, out, lookup).await?;
+        self.reload_schema(to, &ColumnClauses::default(), sql, server_id, out, lookup)
+            .await?;
         self.schedule_snapshot(to);
         Ok(())
     }
@@ -839,14 +850,16 @@ impl BinlogDecoder {
         self.schedule_snapshot(id);
     }
 
-    /// Columns of `fresh` that the known schema of `id` lacks were added by this statement: the rows
-    /// that existed hold MySQL's default for them, which no row event carries, so the schema says which
-    /// value and up to which `_seq` (the lake backfills it). Columns kept carry what they had. A
-    /// statement that also removed columns may have renamed them, which is no addition: nothing is
-    /// filled in then.
+    /// Columns of `fresh` that the known schema of `id` lacks, or that the statement's `ADD` clauses name
+    /// (`added`: the known schema may have been read at start, after the statement ran), were added by
+    /// this statement: the rows that existed hold MySQL's default for them, which no row event carries,
+    /// so the schema says which value and up to which `_seq` (the lake backfills it). Columns kept carry
+    /// what they had. A statement that also removed columns may have renamed them, which is no
+    /// addition: nothing is filled in then.
     async fn note_added_columns(
         &mut self,
         id: &TableId,
+        added: &[String],
         fresh: &mut TableSchema,
         lookup: &mut impl SchemaLookup,
     ) -> Result<(), SourceError> {
@@ -857,11 +870,13 @@ impl BinlogDecoder {
         let removed = old.columns.iter().any(|c| !named(&fresh.columns, &c.name));
         let before_seq = self.next_seq;
         for c in fresh.columns.iter_mut() {
+            let named_added = added.iter().any(|a| a.eq_ignore_ascii_case(&c.name));
             if let Some(o) = old.columns.iter().find(|o| o.name == c.name) {
                 c.added = o.added.clone();
-                continue;
-            }
-            if removed {
+                if !named_added {
+                    continue;
+                }
+            } else if removed && !named_added {
                 tracing::warn!(table = %id, column = %c.name, "a column appeared while others went (a rename?): rows older than the statement show NULL in it in the lake");
                 continue;
             }
@@ -891,6 +906,7 @@ impl BinlogDecoder {
     async fn reload_schema(
         &mut self,
         id: &TableId,
+        columns: &ColumnClauses,
         sql: &str,
         server_id: u32,
         out: &mut Vec<SourceMessage>,
@@ -901,6 +917,7 @@ impl BinlogDecoder {
             .retain(|_, d| d.as_ref().is_none_or(|d| d.captured.full.id() != *id));
         match lookup.lookup(id).await? {
             Some(mut fresh) => {
+                let read_at_start = self.read_at_start.remove(id);
                 let rewritten = match self.tables.get(id) {
                     Some(old) => {
                         let new = CapturedTable::new(fresh.clone(), &self.opts.filter)?;
@@ -908,6 +925,14 @@ impl BinlogDecoder {
                             &old.projected,
                             &new.projected,
                         )
+                        .or_else(|| {
+                            // the schema read at start already shows what this statement did (binlake
+                            // was down while it ran): how it converted the rows cannot be told
+                            (columns.reshaped && read_at_start && same_shape(&old.full, &fresh))
+                                .then(|| {
+                                    "columns reshaped while binlake was not running".to_string()
+                                })
+                        })
                         .map(|why| (why, old.projected.clone()))
                     }
                     None => None,
@@ -919,7 +944,10 @@ impl BinlogDecoder {
                         tracing::warn!(table = %id, why = %why, statement = %quote_statement(sql), "the statement may have rewritten existing rows: snapshotting the table again");
                         self.emit_table_op(Op::Truncate, old.clone(), server_id, out);
                     }
-                    None => self.note_added_columns(id, &mut fresh, lookup).await?,
+                    None => {
+                        self.note_added_columns(id, &columns.added, &mut fresh, lookup)
+                            .await?
+                    }
                 }
                 let captured = CapturedTable::new(fresh, &self.opts.filter)?;
                 out.push(SourceMessage::SchemaChange(SchemaChange {
@@ -963,6 +991,8 @@ impl BinlogDecoder {
             }
         })?;
         let known = self.tables.get(&id).cloned();
+        // the stream's own view of the table from here on
+        self.read_at_start.remove(&id);
 
         let captured = if tm.names_known {
             let mut from_map = tm.schema.clone();
