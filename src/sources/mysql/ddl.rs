@@ -610,7 +610,10 @@ mod tests {
                 table: n(None, "a"),
                 rename_to: None,
                 rows_changed: None,
-                columns: ColumnClauses::default(),
+                columns: ColumnClauses {
+                    added: vec![],
+                    reshaped: true
+                },
             }
         );
         assert_eq!(classify("RENAME USER a TO b"), Ddl::NoTableChange);
