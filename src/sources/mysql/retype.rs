@@ -1,6 +1,8 @@
 //! Whether an ALTER TABLE may have rewritten the values of rows that already existed. MySQL converts
 //! every row in place when a column's type changes (INT → BIGINT, DECIMAL(10,2) → DECIMAL(10,0),
-//! DATETIME(6) → DATETIME(0), a shorter VARCHAR, NULL → NOT NULL…) and logs no row event for it. The
+//! DATETIME(6) → DATETIME(0), a shorter VARCHAR…) and logs no row event for it. (NULL → NOT NULL is not
+//! counted: the schema read at start does not say nullability the way the one read after a DDL does, and
+//! in strict mode, the default, MySQL refuses the change while NULLs exist.) The
 //! lake can follow such a table only by reading it again; widenings that keep every value and the lake's
 //! column type (a longer VARCHAR, more fractional digits, ENUM members appended) need nothing.
 
@@ -26,9 +28,6 @@ fn column_rewritten(o: &ColumnSchema, n: &ColumnSchema) -> Option<String> {
     let retyped = || Some(format!("changed from {} to {}", o.sql_type, n.sql_type));
     if o.kind != n.kind || o.unsigned != n.unsigned {
         return retyped();
-    }
-    if o.nullable && !n.nullable {
-        return Some("became NOT NULL (its NULLs may have become the type's zero value)".into());
     }
     match o.kind {
         ColumnKind::Decimal | ColumnKind::Bit
@@ -152,7 +151,11 @@ mod tests {
         let mut not_null = col("n", ColumnKind::Int, "int(11)");
         not_null.nullable = false;
         assert_eq!(
-            rewritten(not_null, col("n", ColumnKind::Int, "int(11)")),
+            rewritten(not_null.clone(), col("n", ColumnKind::Int, "int(11)")),
+            None
+        );
+        assert_eq!(
+            rewritten(col("n", ColumnKind::Int, "int(11)"), not_null),
             None
         );
     }
@@ -181,9 +184,6 @@ mod tests {
         let mut unsigned = col("u", ColumnKind::Int, "int(10) unsigned");
         unsigned.unsigned = true;
         assert!(rewritten(col("u", ColumnKind::Int, "int(11)"), unsigned).is_some());
-        let mut not_null = col("n", ColumnKind::Int, "int(11)");
-        not_null.nullable = false;
-        assert!(rewritten(col("n", ColumnKind::Int, "int(11)"), not_null).is_some());
     }
 
     #[test]

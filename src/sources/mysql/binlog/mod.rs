@@ -918,7 +918,9 @@ impl BinlogDecoder {
         match lookup.lookup(id).await? {
             Some(mut fresh) => {
                 let read_at_start = self.read_at_start.remove(id);
-                let rewritten = match self.tables.get(id) {
+                // only MODIFY, CHANGE, RENAME COLUMN and CONVERT TO convert or move existing values;
+                // the schema read now may already show later statements, so nothing else is compared
+                let rewritten = match self.tables.get(id).filter(|_| columns.reshaped) {
                     Some(old) => {
                         let new = CapturedTable::new(fresh.clone(), &self.opts.filter)?;
                         crate::sources::mysql::retype::values_rewritten(
@@ -928,10 +930,9 @@ impl BinlogDecoder {
                         .or_else(|| {
                             // the schema read at start already shows what this statement did (binlake
                             // was down while it ran): how it converted the rows cannot be told
-                            (columns.reshaped && read_at_start && same_shape(&old.full, &fresh))
-                                .then(|| {
-                                    "columns reshaped while binlake was not running".to_string()
-                                })
+                            (read_at_start && same_shape(&old.full, &fresh)).then(|| {
+                                "columns reshaped while binlake was not running".to_string()
+                            })
                         })
                         .map(|why| (why, old.projected.clone()))
                     }
