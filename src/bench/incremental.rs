@@ -25,6 +25,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     conn.query_drop(format!("DROP DATABASE IF EXISTS {DB}"))
         .await?;
     conn.query_drop(format!("CREATE DATABASE {DB}")).await?;
+    // MariaDB's seq_1_to_N tables resolve in the current database
+    conn.query_drop(format!("USE {DB}")).await?;
     conn.query_drop(format!("CREATE TABLE {DB}.big (id BIGINT PRIMARY KEY, symbol VARCHAR(8) NOT NULL, price DECIMAL(12,4) NOT NULL, ts DATETIME(6) NOT NULL)")).await?;
     conn.query_drop(format!("CREATE TABLE {DB}.ticks (id BIGINT PRIMARY KEY, symbol VARCHAR(8) NOT NULL, price DECIMAL(12,4) NOT NULL, ts DATETIME(6) NOT NULL)")).await?;
     let mut loaded = 0u64;
